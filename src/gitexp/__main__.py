@@ -1,0 +1,5 @@
+import sys
+
+from gitexp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,254 @@
+"""The `gitexp` command line: parse, call the core, render, map errors to exit codes.
+
+Each command is a thin handler; the work is done in runs.py, snapshot.py, compare.py and
+render.py. DVC is imported only by commands that handle data (`init` here).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from gitexp import __version__
+from gitexp.errors import EXIT_IO, GitexpError, UsageError
+
+FORMAT_HELP = {"json": "Print JSON.", "csv": "Print CSV.", "md": "Print a Markdown table."}
+
+
+def _warn(message: str) -> None:
+    click.echo(f"gitexp: warning: {message}", err=True)
+
+
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--json, --csv, --md and --precision, shared by every listing command."""
+    for fmt in reversed(FORMAT_HELP):
+        func = click.option(f"--{fmt}", "fmt", flag_value=fmt, help=FORMAT_HELP[fmt])(func)
+    func = click.option(
+        "--precision",
+        type=click.IntRange(1, 17),
+        default=6,
+        show_default=True,
+        help="Significant digits of numbers in tables.",
+    )(func)
+    return func
+
+
+def _repo(ctx: click.Context) -> Any:
+    from gitexp.git import Repo
+    from gitexp.journal import recover
+
+    repo = Repo.discover(ctx.obj.get("cwd") or ".")
+    for notice in recover(repo):
+        _warn(notice)
+    return repo
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gitexp")
+@click.option(
+    "-C",
+    "cwd",
+    type=click.Path(file_okay=False, exists=True),
+    help="Run as if gitexp was started in this directory.",
+)
+@click.pass_context
+def cli(ctx: click.Context, cwd: str | None) -> None:
+    """Git-native experiment versioning: every run is a git commit on refs/runs/NAME.
+
+    \b
+    gitexp run -S train.lr=0.1 -- python train.py   run and record an experiment
+    gitexp show                                       list runs with params and metrics
+    gitexp diff main my-run                           compare any two runs or revisions
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["cwd"] = cwd
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Make the current git repository ready for gitexp (idempotent)."""
+    from gitexp.setup import init_repository
+
+    for line in init_repository(_repo(ctx)):
+        click.echo(line)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-n", "--name", help="Name of the run (default: a generated one).")
+@click.option(
+    "-S",
+    "--set-param",
+    "overrides",
+    multiple=True,
+    metavar="[+][FILE:]KEY=VALUE",
+    help="Set a param for this run only; '+KEY' adds a new key.",
+)
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the run.")
+@click.option("-m", "--message", help="A description kept in the run's commit message.")
+@click.option(
+    "--no-record-failed",
+    is_flag=True,
+    help="Do not record the run when the command fails or is interrupted.",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    name: str | None,
+    overrides: tuple[str, ...],
+    tags: tuple[str, ...],
+    message: str | None,
+    no_record_failed: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND and record it as a run (without COMMAND: `dvc repro` if dvc.yaml exists).
+
+    The run is one commit on refs/runs/NAME whose parent is HEAD. Your branch, index, stash
+    and uncommitted files are left as they are; -S overrides hold for this run only.
+    """
+    from gitexp.runs import RunRequest, run_experiment
+
+    tag_map = {}
+    for tag in tags:
+        key, eq, value = tag.partition("=")
+        if not eq:
+            raise UsageError(f"invalid tag '{tag}': write KEY=VALUE")
+        tag_map[key] = value
+    request = RunRequest(
+        command=command,
+        name=name,
+        overrides=overrides,
+        tags=tag_map,
+        message=message,
+        record_failed=not no_record_failed,
+    )
+    outcome = run_experiment(_repo(ctx), request, _warn)
+    if outcome.commit:
+        click.echo(
+            f"gitexp: recorded run '{outcome.name}' ({outcome.status}) "
+            f"as refs/runs/{outcome.name} {outcome.commit[:10]}",
+            err=True,
+        )
+    else:
+        click.echo(f"gitexp: run '{outcome.name}' {outcome.status}; not recorded", err=True)
+    ctx.exit(outcome.exit_code)
+
+
+@cli.command()
+@click.argument("revs", nargs=-1)
+@click.option("--sort-by", metavar="KEY", help="Sort by a param, metric or column.")
+@click.option("--desc", is_flag=True, help="Sort in descending order.")
+@click.option("--filter", "filter_expr", metavar="EXPR", help='e.g. "acc > 0.9 and lr < 0.1"')
+@click.option("--only-changed", is_flag=True, help="Hide columns equal in every row.")
+@click.option("--limit", type=click.IntRange(min=0), help="Show at most N rows.")
+@output_options
+@click.pass_context
+def show(
+    ctx: click.Context,
+    revs: tuple[str, ...],
+    sort_by: str | None,
+    desc: bool,
+    filter_expr: str | None,
+    only_changed: bool,
+    limit: int | None,
+    fmt: str | None,
+    precision: int,
+) -> None:
+    """List runs (or the given runs and revisions) with their params and metrics."""
+    from gitexp.views import show_entries, show_output
+
+    entries, errors = show_entries(_repo(ctx), revs)
+    for error in errors:
+        _warn(error)
+    click.echo(
+        show_output(
+            entries,
+            fmt=fmt or "table",
+            precision=precision,
+            filter_expr=filter_expr,
+            sort_by=sort_by,
+            descending=desc,
+            limit=limit,
+            only_changed=only_changed,
+        )
+    )
+
+
+@cli.command()
+@click.argument("a", required=False)
+@click.argument("b", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Also list keys that did not change.")
+@output_options
+@click.pass_context
+def diff(
+    ctx: click.Context,
+    a: str | None,
+    b: str | None,
+    show_all: bool,
+    fmt: str | None,
+    precision: int,
+) -> None:
+    """Compare params and metrics of A and B: runs, git revisions or `workspace`.
+
+    A defaults to HEAD and B to the workspace.
+    """
+    from gitexp.views import diff_output
+
+    click.echo(diff_output(_repo(ctx), a or "HEAD", b or "workspace", show_all, fmt or "table",
+                           precision))  # fmt: skip
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@output_options
+@click.pass_context
+def log(ctx: click.Context, run_name: str, fmt: str | None, precision: int) -> None:
+    """Show a run's record and the output its command printed."""
+    from gitexp.views import log_output
+
+    click.echo(log_output(_repo(ctx), run_name, fmt or "table", precision), nl=False)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.pass_context
+def remove(ctx: click.Context, runs: tuple[str, ...]) -> None:
+    """Delete runs (their refs under refs/runs/)."""
+    from gitexp.runs import remove_runs
+
+    for name in remove_runs(_repo(ctx), runs):
+        click.echo(f"removed run '{name}'")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and a documented exit code."""
+    try:
+        cli.main(args=argv, prog_name="gitexp", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        return 130
+    except GitexpError as exc:
+        if os.environ.get("GITEXP_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"gitexp: error: {exc}", err=True)
+        return exc.exit_code
+    except BrokenPipeError:  # `gitexp show | head`
+        sys.stderr.close()
+        return 1
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT):
+            click.echo(f"gitexp: error: {exc.strerror}", err=True)
+            return EXIT_IO
+        raise

@@ -1,0 +1,193 @@
+"""What `show` and `diff` compute, as pure functions over parsed runs and states.
+
+Nothing here reads git or prints; the CLI feeds it data and hands the result to render.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitexp.errors import UsageError
+from gitexp.metrics import delta, relative, sort_key
+from gitexp.query import evaluate, keys_of, parse_filter
+
+FIXED_COLUMNS = ("name", "rev", "base", "created", "status", "duration")
+MISSING = None  # a key absent on one side
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of `show`: a run, or a plain revision (whose fixed fields may be empty)."""
+
+    name: str
+    rev: str
+    base: str | None
+    created: str | None
+    status: str | None
+    duration: float | None
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def fixed(self, column: str) -> Any:
+        return getattr(self, column)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A param or metric column: `label` is the key alone unless another file has it too."""
+
+    kind: str  # 'params' or 'metrics'
+    path: str
+    key: str
+    label: str
+
+
+def columns_of(entries: Sequence[Entry]) -> list[Column]:
+    found: dict[tuple[str, str, str], None] = {}
+    for kind in ("params", "metrics"):
+        for entry in entries:
+            for path, flat in getattr(entry, kind).items():
+                for key in flat:
+                    found[(kind, path, key)] = None
+    files_per_key: dict[str, set[tuple[str, str]]] = {}
+    for kind, path, key in found:
+        files_per_key.setdefault(key, set()).add((kind, path))
+    return [
+        Column(kind, path, key, key if len(files_per_key[key]) == 1 else f"{path}:{key}")
+        for kind, path, key in found
+    ]
+
+
+def value_of(entry: Entry, column: Column) -> Any:
+    return getattr(entry, column.kind).get(column.path, {}).get(column.key)
+
+
+class KeyIndex:
+    """Finds what a user-typed key means: a fixed field, `tags.NAME`, a param or a metric
+    by its key alone, by `file:key`, or by `params.KEY` / `metrics.KEY` (MLflow's form)."""
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.columns = columns
+        self.by_name: dict[str, list[Column]] = {}
+        for col in columns:
+            for name in (col.key, f"{col.path}:{col.key}", f"{col.kind}.{col.key}"):
+                self.by_name.setdefault(name, []).append(col)
+
+    def resolve(self, key: str) -> Column | str:
+        if key in FIXED_COLUMNS or key.startswith("tags."):
+            return key
+        matches = self.by_name.get(key, [])
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            options = ", ".join(f"{c.path}:{c.key}" for c in matches)
+            raise UsageError(f"key '{key}' is ambiguous: write one of {options}")
+        known = ", ".join(sorted({c.label for c in self.columns})[:12]) or "none"
+        raise UsageError(f"unknown key '{key}': the keys are {known}")
+
+    def lookup(self, entry: Entry, key: str) -> Any:
+        target = self.resolve(key)
+        if isinstance(target, Column):
+            return value_of(entry, target)
+        if target.startswith("tags."):
+            return entry.tags.get(target[5:])
+        return entry.fixed(target)
+
+
+def select(
+    entries: Sequence[Entry],
+    *,
+    filter_expr: str | None = None,
+    sort_by: str | None = None,
+    descending: bool = False,
+    limit: int | None = None,
+) -> list[Entry]:
+    """Filters, sorts and cuts the entries as `show` does; unknown keys are errors."""
+    index = KeyIndex(columns_of(entries))
+    result = list(entries)
+    if filter_expr:
+        tree = parse_filter(filter_expr)
+        for key in keys_of(tree):
+            index.resolve(key)
+        result = [e for e in result if evaluate(tree, lambda k, e=e: index.lookup(e, k))]
+    if sort_by:
+        index.resolve(sort_by)
+        result.sort(key=lambda e: sort_key(index.lookup(e, sort_by), descending))
+    if limit is not None:
+        result = result[:limit]
+    return result
+
+
+def visible_columns(entries: Sequence[Entry], only_changed: bool) -> list[Column]:
+    columns = columns_of(entries)
+    if only_changed and len(entries) > 1:
+        columns = [c for c in columns if len({repr(value_of(e, c)) for e in entries}) > 1]
+    return columns
+
+
+# --- diff -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # 'params' or 'metrics'
+    path: str
+    key: str
+    old: Any
+    new: Any
+    in_old: bool
+    in_new: bool
+
+    @property
+    def diff(self) -> Any:
+        return delta(self.old, self.new)
+
+    @property
+    def relative(self) -> float | None:
+        return relative(self.old, self.new)
+
+    @property
+    def changed(self) -> bool:
+        return self.in_old != self.in_new or not _same(self.old, self.new)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # NaN equals NaN here: an unchanged NaN metric is not a change.
+    return repr(a) == repr(b) and type(a) is type(b)
+
+
+def diff_sections(
+    old: dict[str, dict[str, dict[str, Any]]],
+    new: dict[str, dict[str, dict[str, Any]]],
+    show_all: bool = False,
+) -> list[Change]:
+    """Every param and metric that differs between two sides (all of them with show_all).
+
+    `old` and `new` map 'params'/'metrics' to {file: {key: value}}.
+    """
+    changes = []
+    for kind in ("params", "metrics"):
+        paths = list(dict.fromkeys([*old.get(kind, {}), *new.get(kind, {})]))
+        for path in paths:
+            a = old.get(kind, {}).get(path, {})
+            b = new.get(kind, {}).get(path, {})
+            for key in dict.fromkeys([*a, *b]):
+                change = Change(kind, path, key, a.get(key), b.get(key), key in a, key in b)
+                if show_all or change.changed:
+                    changes.append(change)
+    return changes
+
+
+def diff_json(changes: Iterable[Change]) -> dict[str, Any]:
+    """DVC's `exp diff --json` shape."""
+    out: dict[str, Any] = {"params": {}, "metrics": {}}
+    for c in changes:
+        item: dict[str, Any] = {"old": c.old, "new": c.new}
+        if c.kind == "metrics":
+            item["diff"] = c.diff
+        out[c.kind].setdefault(c.path, {})[c.key] = item
+    return out

@@ -1,0 +1,73 @@
+"""gitexp's configuration, `gitexp.yaml` at the repository root, read into one typed object.
+
+Every setting has a default, so no file is needed. `dvc.yaml` adds the params and metrics files
+its stages declare, as DVC users expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gitexp import yamlio
+from gitexp.errors import UsageError
+from gitexp.metrics import DEFAULT_METRICS_FILE
+from gitexp.params import DEFAULT_PARAMS_FILE
+
+CONFIG_FILE = "gitexp.yaml"
+DVC_YAML = "dvc.yaml"
+RESERVED_DIR = ".gitexp"  # the run record's place inside a run commit
+
+
+@dataclass(frozen=True)
+class Config:
+    params_files: tuple[str, ...] = (DEFAULT_PARAMS_FILE,)
+    metrics_files: tuple[str, ...] = (DEFAULT_METRICS_FILE,)
+
+
+def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
+    params = [DEFAULT_PARAMS_FILE]
+    metrics = [DEFAULT_METRICS_FILE]
+    if config is not None:
+        doc = yamlio.load(config, CONFIG_FILE) or {}
+        if not isinstance(doc, dict):
+            raise UsageError(f"{CONFIG_FILE}:1:1: the configuration must be a mapping")
+        params = _paths(doc.get("params", params), "params")
+        metrics = _paths(doc.get("metrics", metrics), "metrics")
+    if dvc_yaml is not None:
+        extra_params, extra_metrics = _from_dvc_yaml(yamlio.load(dvc_yaml, DVC_YAML))
+        params += [p for p in extra_params if p not in params]
+        metrics += [m for m in extra_metrics if m not in metrics]
+    return Config(params_files=tuple(params), metrics_files=tuple(metrics))
+
+
+def load_config(read: Callable[[str], bytes | None]) -> Config:
+    """The configuration of a workspace or a revision, given a way to read its files."""
+    return parse_config(read(CONFIG_FILE), read(DVC_YAML))
+
+
+def _paths(value: Any, key: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{CONFIG_FILE}: '{key}' must be a list of file paths")
+    return list(value)
+
+
+def _from_dvc_yaml(doc: Any) -> tuple[list[str], list[str]]:
+    """The params and metrics files that dvc.yaml's stages and top level declare."""
+    params: list[str] = []
+    metrics: list[str] = []
+    if not isinstance(doc, dict):
+        return params, metrics
+    sections = [doc] + [s for s in (doc.get("stages") or {}).values() if isinstance(s, dict)]
+    for section in sections:
+        for entry in section.get("params") or []:
+            if isinstance(entry, dict):
+                params += [str(name) for name in entry]
+            elif isinstance(entry, str) and section is doc:
+                params.append(entry)  # top-level entries are files
+        for entry in section.get("metrics") or []:
+            metrics += [str(name) for name in entry] if isinstance(entry, dict) else [str(entry)]
+    return params, metrics

@@ -1,0 +1,374 @@
+"""All of gitexp's git plumbing: one subprocess helper, revision resolution, batch reads,
+temporary-index snapshots and atomic ref writes. No other module builds a git command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitexp.errors import GitexpError, StateError, StorageError, UsageError
+
+ZERO_OID = "0" * 40
+
+# Variables that would point git at another repository or index (RELIABILITY rule 6).
+SCRUBBED_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_QUARANTINE_PATH",
+)
+
+# Objects must be durable before the ref that points at them (RELIABILITY rule 4).
+_WRITE_CONFIG = ("-c", "core.fsync=loose-object,reference")
+
+
+class RefExistsError(GitexpError):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"{ref} already exists")
+        self.ref = ref
+
+
+class GitCommandError(GitexpError):
+    """A git command failed; the message is git's own first line of complaint."""
+
+    exit_code = 3
+
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        # git puts the reason in the first "fatal:"/"error:" line; hints follow it.
+        reason = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), None)
+        reason = reason or (lines[0] if lines else f"git {args[0]} failed ({returncode})")
+        super().__init__(reason.removeprefix("fatal: ").removeprefix("error: "))
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def clean_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without variables that redirect git to another repository."""
+    env = dict(os.environ if base is None else base)
+    for name in SCRUBBED_VARS:
+        env.pop(name, None)
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    cwd: str | os.PathLike[str],
+    *,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    write: bool = False,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run one git command with an argv list and a scrubbed environment.
+
+    Read-only calls get GIT_OPTIONAL_LOCKS=0 so they never refresh or lock the user's index.
+    """
+    full_env = clean_environ()
+    full_env["GIT_TERMINAL_PROMPT"] = "0"
+    if not write:
+        full_env["GIT_OPTIONAL_LOCKS"] = "0"
+    if env:
+        full_env.update(env)
+    argv = ["git", *(_WRITE_CONFIG if write else ()), *args]
+    proc = subprocess.run(
+        argv, cwd=cwd, input=stdin, capture_output=True, env=full_env, check=False
+    )
+    if check and proc.returncode != 0:
+        stderr = proc.stderr.decode("utf-8", "replace")
+        if "No space left on device" in stderr or "File too large" in stderr:
+            raise StorageError(f"git {args[0]}: no space left on device")
+        raise GitCommandError(args, proc.returncode, stderr)
+    return proc
+
+
+def git_text(args: Sequence[str], cwd: str | os.PathLike[str], **kwargs: object) -> str:
+    return run_git(args, cwd, **kwargs).stdout.decode("utf-8", "surrogateescape").strip()  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A git working tree: where it is and where its git directories are."""
+
+    root: Path
+    git_dir: Path  # this worktree's own git dir (index, HEAD)
+    common_dir: Path  # shared by all worktrees (objects, refs)
+
+    @classmethod
+    def discover(cls, cwd: str | os.PathLike[str] = ".") -> Repo:
+        proc = run_git(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            cwd,
+            check=False,
+        )
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode("utf-8", "replace")
+            if "dubious ownership" in stderr:
+                raise StateError(
+                    f"git refuses this repository (dubious ownership); trust it with "
+                    f"'git config --global --add safe.directory {Path(cwd).resolve()}'"
+                )
+            raise StateError("not a git repository: run gitexp inside one (or 'git init' first)")
+        lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        if len(lines) < 3:
+            raise StateError("gitexp needs a working tree, not a bare repository")
+        root, git_dir, common = (Path(line) for line in lines[:3])
+        if not common.is_absolute():
+            common = (Path(cwd).resolve() / common).resolve()
+        return cls(root=root, git_dir=git_dir, common_dir=common)
+
+    @property
+    def gitexp_dir(self) -> Path:
+        """gitexp's private state: locks, journal, temporary files (never in a commit)."""
+        return self.common_dir / "gitexp"
+
+    def git(self, args: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        return run_git(args, self.root, **kwargs)  # type: ignore[arg-type]
+
+    def text(self, args: Sequence[str], **kwargs: object) -> str:
+        return git_text(args, self.root, **kwargs)
+
+    # --- revisions -------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """The commit HEAD points at, or None on an unborn branch."""
+        proc = self.git(["rev-parse", "-q", "--verify", "HEAD^{commit}"], check=False)
+        return proc.stdout.decode().strip() or None
+
+    def resolve_commit(self, rev: str) -> str | None:
+        """The commit a revision names, or None. `rev` never reaches git as an option."""
+        if rev.startswith("-"):
+            raise UsageError(f"invalid revision '{rev}': it must not begin with '-'")
+        proc = self.git(
+            ["rev-parse", "-q", "--verify", "--end-of-options", f"{rev}^{{commit}}"], check=False
+        )
+        return proc.stdout.decode().strip() or None
+
+    def in_progress_operation(self) -> str | None:
+        """A merge, rebase, cherry-pick or revert that is under way, if any."""
+        for marker, name in (
+            ("MERGE_HEAD", "a merge"),
+            ("rebase-merge", "a rebase"),
+            ("rebase-apply", "a rebase or am"),
+            ("CHERRY_PICK_HEAD", "a cherry-pick"),
+            ("REVERT_HEAD", "a revert"),
+        ):
+            if (self.git_dir / marker).exists():
+                return name
+        return None
+
+    def author_ident(self) -> str | None:
+        """'Name <email>' of the configured author, or None when git has no identity."""
+        proc = self.git(["var", "GIT_AUTHOR_IDENT"], check=False)
+        if proc.returncode != 0:
+            return None
+        ident = proc.stdout.decode("utf-8", "replace").strip()
+        return ident.rsplit(" ", 2)[0]  # drop the timestamp and zone
+
+    # --- refs --------------------------------------------------------------------------------
+
+    def list_refs(self, *prefixes: str) -> list[tuple[str, str]]:
+        """(refname, commit) for every ref under the prefixes, in one process."""
+        out = self.git(
+            ["for-each-ref", "--format=%(refname)%00%(objectname)", "--end-of-options", *prefixes]
+        ).stdout.decode("utf-8", "surrogateescape")
+        pairs = []
+        for line in out.splitlines():
+            ref, _, oid = line.partition("\0")
+            pairs.append((ref, oid))
+        return pairs
+
+    def ref_exists(self, ref: str) -> bool:
+        proc = self.git(["show-ref", "--verify", "-q", "--end-of-options", ref], check=False)
+        return proc.returncode == 0
+
+    def create_ref(
+        self, ref: str, oid: str, message: str, on_prepared: Callable[[], None] | None = None
+    ) -> None:
+        """Create ref in one transaction that fails instead of overwriting an existing ref.
+
+        `on_prepared` runs while the ref is locked and checked but not yet visible; if gitexp
+        dies there, git aborts the transaction and no ref appears.
+        """
+        env = clean_environ()
+        proc = subprocess.Popen(
+            ["git", *_WRITE_CONFIG, "update-ref", "-m", message, "--stdin"],
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(f"start\ncreate {ref} {oid}\nprepare\n".encode())
+            proc.stdin.flush()
+            ready = proc.stdout.readline() and proc.stdout.readline()  # start: ok, prepare: ok
+            if ready.strip() == b"prepare: ok":
+                if on_prepared:
+                    on_prepared()
+                proc.stdin.write(b"commit\n")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        _, stderr = proc.communicate()
+        if proc.returncode != 0:
+            message_text = stderr.decode("utf-8", "replace")
+            if "reference already exists" in message_text:
+                raise RefExistsError(ref)
+            raise GitCommandError(["update-ref"], proc.returncode, message_text)
+
+    def delete_ref(self, ref: str, old_oid: str) -> None:
+        self.git(["update-ref", "-d", "--end-of-options", ref, old_oid], write=True)
+
+    # --- objects -----------------------------------------------------------------------------
+
+    def write_blobs(self, paths: Iterable[Path]) -> list[str]:
+        """Write files as blobs with one process; returns their ids in order."""
+        listing = "".join(f"{p}\n" for p in paths).encode()
+        out = self.git(["hash-object", "-w", "--stdin-paths"], stdin=listing, write=True)
+        return out.stdout.decode().split()
+
+    def snapshot(
+        self,
+        extra: Mapping[str, str],
+        exclude: str,
+        on_phase: Callable[[str], None] = lambda _phase: None,
+    ) -> str:
+        """Write a tree of the working tree as it is on disk, tracked and untracked files
+        that git does not ignore, plus `extra` (path -> blob id). Returns the tree id.
+
+        Works on a temporary copy of the index, so the user's index is never written and
+        unchanged files are not hashed again.
+        """
+        tmp_dir = self.gitexp_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp_index = tmp_dir / f"index.{os.getpid()}"
+        real_index = self.git_dir / "index"
+        try:
+            if real_index.exists():
+                shutil.copyfile(real_index, tmp_index)
+            env = {"GIT_INDEX_FILE": str(tmp_index)}
+            self.git(["add", "-A", "--", ".", f":(top,exclude){exclude}"], env=env, write=True)
+            if extra:
+                info = "".join(f"100644 {oid}\t{path}\n" for path, oid in extra.items())
+                self.git(
+                    ["update-index", "--add", "--index-info"],
+                    stdin=info.encode(),
+                    env=env,
+                    write=True,
+                )
+            on_phase("index-built")
+            tree = self.text(["write-tree"], env=env, write=True)
+            on_phase("tree-written")
+            return tree
+        finally:
+            tmp_index.unlink(missing_ok=True)
+
+    def commit_tree(self, tree: str, parent: str, message: str, env: Mapping[str, str]) -> str:
+        """A commit object; commit-tree runs no hooks, so user hooks never fire."""
+        return self.text(
+            ["commit-tree", tree, "-p", parent], stdin=message.encode(), env=env, write=True
+        )
+
+    def batch_reader(self) -> BatchReader:
+        return BatchReader(self.root)
+
+
+class BatchReader:
+    """Reads many objects through one `git cat-file --batch` process."""
+
+    def __init__(self, cwd: Path) -> None:
+        env = clean_environ()
+        env["GIT_OPTIONAL_LOCKS"] = "0"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._cwd = cwd
+        self._env = env
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            self._proc = subprocess.Popen(
+                ["git", "cat-file", "--batch"],
+                cwd=self._cwd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=self._env,
+            )
+        return self._proc
+
+    def read(self, spec: str) -> bytes | None:
+        """The content of `<rev>:<path>` or an object id; None when it does not exist."""
+        return self.read_many([spec])[0]
+
+    def read_many(self, specs: Sequence[str]) -> list[bytes | None]:
+        """Batch reads: all requests are written first, then the answers are read in order.
+
+        A writer thread keeps a long request list from filling the pipe before git's answers
+        are read.
+        """
+        if not specs:
+            return []
+        for spec in specs:
+            if "\n" in spec:
+                raise UsageError(f"invalid object name {spec!r}")
+        proc = self._start()
+        assert proc.stdin is not None and proc.stdout is not None
+        payload = "".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape")
+        import threading
+
+        writer = threading.Thread(target=_write_all, args=(proc.stdin, payload))
+        writer.start()
+        results: list[bytes | None] = []
+        try:
+            for _ in specs:
+                header = proc.stdout.readline()
+                if not header:
+                    raise GitexpError("git cat-file ended unexpectedly")
+                parts = header.split()
+                if len(parts) != 3:  # "<spec> missing" or "<spec> ambiguous"
+                    results.append(None)
+                    continue
+                size = int(parts[2])
+                data = proc.stdout.read(size)
+                proc.stdout.read(1)  # the newline after the content
+                results.append(data if parts[1] == b"blob" else None)
+        finally:
+            writer.join()
+        return results
+
+    def close(self) -> None:
+        if self._proc is not None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            self._proc.wait()
+            if self._proc.stdout:
+                self._proc.stdout.close()
+            self._proc = None
+
+    def __enter__(self) -> BatchReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _write_all(stream: object, payload: bytes) -> None:
+    stream.write(payload)  # type: ignore[attr-defined]
+    stream.flush()  # type: ignore[attr-defined]
+
+
+def iter_lines_z(data: bytes) -> Iterator[str]:
+    for item in data.split(b"\0"):
+        if item:
+            yield item.decode("utf-8", "surrogateescape")

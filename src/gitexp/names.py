@@ -1,0 +1,92 @@
+"""Run names: the allowlist every name passes before it reaches git, and readable new names.
+
+The allowlist is stricter than `git check-ref-format` (RELIABILITY rule 5, rows N1 to N8).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+
+from gitexp.errors import UsageError
+
+RUNS_PREFIX = "refs/runs/"
+MAX_NAME_BYTES = 100
+RESERVED_NAMES = {"head", "workspace", "fetch_head", "orig_head", "merge_head", "@"}
+
+_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_HEXISH = re.compile(r"^[0-9a-fA-F]{7,64}$")
+
+_ADJECTIVES = (
+    "agile", "bold", "brisk", "calm", "clear", "cool", "deft", "eager", "fair", "fast",
+    "fine", "glad", "grand", "keen", "kind", "lucid", "mild", "neat", "noble", "plain",
+    "prime", "quick", "quiet", "rapid", "sharp", "sleek", "smart", "solid", "steady", "swift",
+    "tidy", "vivid", "warm", "wise", "young", "zesty",
+)  # fmt: skip
+_NOUNS = (
+    "alpaca", "badger", "beaver", "bison", "crane", "dingo", "eagle", "egret", "falcon", "ferret",
+    "gecko", "heron", "ibis", "jackal", "koala", "lemur", "lynx", "marten", "mole", "newt",
+    "otter", "panda", "puffin", "quail", "raven", "robin", "seal", "shrew", "stoat", "swan",
+    "tapir", "trout", "vole", "walrus", "wren", "yak",
+)  # fmt: skip
+
+
+def validate_name(raw: str) -> str:
+    """The NFC form of a run name, or an error saying which rule it breaks."""
+    name = unicodedata.normalize("NFC", raw)
+    shown = name.encode("unicode_escape").decode("ascii")
+
+    def invalid(rule: str) -> UsageError:
+        return UsageError(f"invalid run name '{shown}': {rule}")
+
+    if not name:
+        raise invalid("it is empty")
+    if name.startswith("-"):
+        raise invalid("it must not begin with '-'")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise invalid(f"it is longer than {MAX_NAME_BYTES} bytes")
+    if ".." in name:
+        raise invalid("it must not contain '..'")
+    for part in name.split("/"):
+        if not part:
+            raise invalid("it has an empty part between '/'")
+        if part.startswith("."):
+            raise invalid("no part may begin with '.'")
+        if part.endswith((".lock", ".")):
+            raise invalid("no part may end with '.' or '.lock'")
+        if not _COMPONENT.match(part):
+            raise invalid("use only letters A-Z and a-z, digits, '.', '_', '-', and '/'")
+    if name.lower() in RESERVED_NAMES:
+        raise invalid("it is a reserved word")
+    if _HEXISH.match(name):
+        raise invalid("it looks like a commit id; add a letter that is not a-f")
+    return name
+
+
+def check_free(name: str, existing: Iterable[str], other_revisions: Iterable[str] = ()) -> None:
+    """Refuses a name that exists, differs only by case, or would conflict as file/folder."""
+    lower = name.lower()
+    for other in existing:
+        other_lower = other.lower()
+        if other_lower == lower:
+            what = "already exists" if other == name else f"differs only by case from '{other}'"
+            raise UsageError(f"run '{name}' {what}: choose another name with -n")
+        if other_lower.startswith(lower + "/") or lower.startswith(other_lower + "/"):
+            raise UsageError(
+                f"run '{other}' exists; '{name}' would conflict with it: choose another name"
+            )
+    if name in set(other_revisions):
+        raise UsageError(
+            f"'{name}' is already a branch or tag; choose another run name so both stay reachable"
+        )
+
+
+def generate_name(existing: Iterable[str]) -> str:
+    """A readable unique name such as 'brisk-otter-3f2a'."""
+    taken = {n.lower() for n in existing}
+    while True:
+        name = f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.token_hex(2)}"
+        if name not in taken:
+            return name

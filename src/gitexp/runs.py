@@ -1,0 +1,358 @@
+"""Runs: capturing one as a commit on refs/runs/<name>, and listing them.
+
+A run's commit has the base (HEAD at start) as parent and the workspace as it was after the
+command as tree, plus the run record at .gitexp/run.json and the command's output at
+.gitexp/run.log. HEAD, the branch, the index, the stash and the user's files are never written;
+only params files that `-S` overrides, and those are journaled first and put back at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gitexp import __version__
+from gitexp.config import DVC_YAML, RESERVED_DIR, load_config
+from gitexp.errors import GitexpError, StateError, UsageError
+from gitexp.execute import (
+    LogCapture,
+    SignalGuard,
+    child_environment,
+    find_executable,
+    run_command,
+)
+from gitexp.faults import fault_point
+from gitexp.git import BatchReader, RefExistsError, Repo
+from gitexp.journal import Journal, RunLock, recover, write_atomic
+from gitexp.metrics import load_metrics
+from gitexp.names import RUNS_PREFIX, check_free, generate_name, validate_name
+from gitexp.params import Override, apply_overrides, load_params, parse_override
+from gitexp.snapshot import LOG_PATH, RECORD_PATH, parse_record, read_workspace_file
+
+RECORD_VERSION = 1
+FALLBACK_IDENTITY = ("gitexp", "gitexp@localhost")
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    command: tuple[str, ...]
+    name: str | None = None
+    overrides: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    message: str | None = None
+    record_failed: bool = True
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    name: str
+    commit: str | None  # None when the run was not recorded (--no-record-failed)
+    status: str  # success, failed or interrupted
+    exit_code: int  # what gitexp exits with
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as listed: its name, commit and record (None if the record is unreadable)."""
+
+    name: str
+    rev: str
+    record: dict[str, Any] | None
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def run_names(repo: Repo) -> tuple[list[str], list[str]]:
+    """Existing run names, and branch and tag names (which a new run must not shadow)."""
+    runs, others = [], []
+    for ref, _ in repo.list_refs(RUNS_PREFIX, "refs/heads/", "refs/tags/"):
+        if ref.startswith(RUNS_PREFIX):
+            runs.append(ref[len(RUNS_PREFIX) :])
+        else:
+            others.append(ref.split("/", 2)[2])
+    return runs, others
+
+
+def list_runs(repo: Repo, reader: BatchReader) -> list[RunInfo]:
+    """Every run, newest first: one for-each-ref and one batched read of the records."""
+    refs = repo.list_refs(RUNS_PREFIX)
+    records = reader.read_many([f"{oid}:{RECORD_PATH}" for _, oid in refs])
+    runs = [
+        RunInfo(name=ref[len(RUNS_PREFIX) :], rev=oid, record=parse_record(data) if data else None)
+        for (ref, oid), data in zip(refs, records, strict=True)
+    ]
+    runs.sort(key=lambda r: (r.record or {}).get("started", ""), reverse=True)
+    return runs
+
+
+def _override_plan(repo: Repo, specs: Sequence[str]) -> dict[str, bytes]:
+    """The new bytes of every params file the overrides touch; nothing is written here."""
+    by_file: dict[str, list[Override]] = {}
+    for spec in specs:
+        override = parse_override(spec)
+        by_file.setdefault(override.file, []).append(override)
+    plan = {}
+    for path, overrides in by_file.items():
+        full = repo.root / path
+        if full.is_symlink() or (full.exists() and not full.is_file()):
+            raise UsageError(f"cannot override {path}: it is not a regular file")
+        if not full.exists() and not all(o.add for o in overrides):
+            raise UsageError(
+                f"params file {path} does not exist; to create it, write -S +KEY=VALUE"
+            )
+        data = full.read_bytes() if full.exists() else b""
+        plan[path] = apply_overrides(data, path, overrides)
+    return plan
+
+
+def _read_results(repo: Repo, override_files: Sequence[str], warn: Warn) -> dict[str, Any]:
+    """Params and metrics as the command left them, for the run record."""
+    config = load_config(lambda p: read_workspace_file(repo, p))
+    params: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    params_files = list(dict.fromkeys([*config.params_files, *override_files]))
+    for path in params_files:
+        data = read_workspace_file(repo, path)
+        if data is not None:
+            try:
+                params[path] = load_params(data, path)
+            except GitexpError as exc:
+                errors[path] = str(exc)
+    for path in config.metrics_files:
+        data = read_workspace_file(repo, path)
+        if data is not None:
+            try:
+                metrics[path] = load_metrics(data, path)
+            except GitexpError as exc:
+                errors[path] = str(exc)
+                warn(f"could not read metrics: {exc}")
+    if not metrics and not errors:
+        warn(f"the command wrote no metrics file ({', '.join(config.metrics_files)})")
+    return {"params": params, "metrics": metrics, "errors": errors}
+
+
+def _commit_message(name: str, request: RunRequest, command: Sequence[str], status: str,
+                    exit_code: int, duration: float) -> str:  # fmt: skip
+    summary = f"run {name}: {' '.join(command)}"
+    if len(summary) > 72:
+        summary = summary[:69] + "..."
+    body = f"{request.message.strip()}\n\n" if request.message else ""
+    trailers = (
+        f"Gitexp-Run: {name}\nStatus: {status}\nExit-Code: {exit_code}\nDuration: {duration:.3f}s\n"
+    )
+    return f"{summary}\n\n{body}{trailers}"
+
+
+def _identity_env(author: str | None) -> dict[str, str]:
+    """Without a git identity, commits get gitexp's own (row G11)."""
+    if author is not None:
+        return {}
+    name, email = FALLBACK_IDENTITY
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+def resolve_command(repo: Repo, command: Sequence[str]) -> tuple[str, ...]:
+    if command:
+        return tuple(command)
+    if (repo.root / DVC_YAML).exists():
+        return ("dvc", "repro")
+    raise UsageError("no command given: write it after '--', e.g. gitexp run -- python train.py")
+
+
+def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
+    """Runs the command and records it as a run; see the module docstring."""
+    base = repo.head()
+    if base is None:
+        raise StateError("this repository has no commit yet: make a first commit, then run again")
+    operation = repo.in_progress_operation()
+    if operation:
+        raise StateError(f"{operation} is in progress: finish or abort it, then run again")
+    command = resolve_command(repo, request.command)
+    name = validate_name(request.name) if request.name else None
+    for key in request.tags:
+        if not key or any(c.isspace() for c in key):
+            raise UsageError(f"invalid tag name '{key}': use a name without spaces")
+    branch = repo.text(["symbolic-ref", "-q", "HEAD"], check=False) or None
+    author = repo.author_ident()
+    existing, other_refs = run_names(repo)
+    if name is None:
+        name = generate_name(existing)
+    check_free(name, existing, other_refs)
+    env = child_environment(name)
+    find_executable(command, env)
+    for notice in recover(repo):
+        warn(notice)
+
+    lock = RunLock(repo)
+    journal = Journal(repo, name)
+    with SignalGuard() as guard:
+        lock.acquire(name)
+        try:
+            fault_point("lock-acquired")
+            existing, other_refs = run_names(repo)  # another run may have taken it meanwhile
+            check_free(name, existing, other_refs)
+            plan = _override_plan(repo, request.overrides)
+            if plan:
+                journal.save(list(plan))
+                fault_point("params-journaled")
+                for path, data in plan.items():
+                    full = repo.root / path
+                    mode = full.stat().st_mode & 0o7777 if full.exists() else None
+                    write_atomic(full, data, mode)
+                fault_point("params-written")
+            return _run_and_record(
+                repo, request, name, command, base, branch, author, env, plan, guard,
+                journal, warn,
+            )  # fmt: skip
+        finally:
+            if journal.path.exists():
+                journal.restore()
+            lock.release()
+            fault_point("lock-released")
+
+
+def _run_and_record(
+    repo: Repo,
+    request: RunRequest,
+    name: str,
+    command: tuple[str, ...],
+    base: str,
+    branch: str | None,
+    author: str | None,
+    env: dict[str, str],
+    plan: dict[str, bytes],
+    guard: SignalGuard,
+    journal: Journal,
+    warn: Warn,
+) -> RunOutcome:
+    log = LogCapture()
+    if guard.received:  # interrupted before the command could start
+        raise StateError(f"run '{name}' was interrupted before its command started")
+    result = run_command(command, env, repo.root, log, guard)
+    fault_point("command-exited")
+    if result.interrupted_by:
+        status = "interrupted"
+        signum = {"SIGINT": 2, "SIGTERM": 15, "SIGHUP": 1}[result.interrupted_by]
+        exit_code = 128 + signum
+    else:
+        status = "success" if result.exit_code == 0 else "failed"
+        exit_code = result.exit_code
+    if repo.head() != base:
+        warn("HEAD moved while the command ran; the run's parent is the commit it started from")
+    if status != "success" and not request.record_failed:
+        _finish(repo, journal, plan, warn)
+        return RunOutcome(name=name, commit=None, status=status, exit_code=exit_code)
+
+    results = _read_results(repo, list(plan), warn)
+    record = {
+        "version": RECORD_VERSION,
+        "name": name,
+        "command": list(command),
+        "status": status,
+        "exit_code": result.exit_code,
+        "interrupted_by": result.interrupted_by,
+        "started": iso_time(result.started),
+        "ended": iso_time(result.ended),
+        "duration": round(result.duration, 3),
+        "base": base,
+        "branch": branch,
+        "author": author or "{} <{}>".format(*FALLBACK_IDENTITY),
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "gitexp": __version__,
+        "overrides": list(request.overrides),
+        "tags": dict(request.tags),
+        "message": request.message,
+        **results,
+    }
+    commit = _write_run_commit(repo, name, record, log, request, command, base, author)
+    _finish(repo, journal, plan, warn)
+    return RunOutcome(name=name, commit=commit, status=status, exit_code=exit_code)
+
+
+def _write_run_commit(
+    repo: Repo,
+    name: str,
+    record: dict[str, Any],
+    log: LogCapture,
+    request: RunRequest,
+    command: Sequence[str],
+    base: str,
+    author: str | None,
+) -> str:
+    tmp = repo.gitexp_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    record_file = tmp / f"record.{os.getpid()}.json"
+    log_file = tmp / f"log.{os.getpid()}"
+    try:
+        record_file.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+        log.save(log_file)
+        fault_point("dvc-commit")
+        record_blob, log_blob = repo.write_blobs([record_file, log_file])
+    finally:
+        record_file.unlink(missing_ok=True)
+        log_file.unlink(missing_ok=True)
+    tree = repo.snapshot({RECORD_PATH: record_blob, LOG_PATH: log_blob}, RESERVED_DIR, fault_point)
+    message = _commit_message(
+        name, request, command, record["status"], record["exit_code"], record["duration"]
+    )
+    commit = repo.commit_tree(tree, base, message, _identity_env(author))
+    fault_point("commit-written")
+    try:
+        repo.create_ref(
+            RUNS_PREFIX + name, commit, f"gitexp run {name}", lambda: fault_point("ref-prepared")
+        )
+    except RefExistsError:
+        raise UsageError(f"run '{name}' already exists: choose another name with -n") from None
+    fault_point("ref-committed")
+    return commit
+
+
+def _finish(repo: Repo, journal: Journal, plan: dict[str, bytes], warn: Warn) -> None:
+    """Puts back the params files the overrides edited (row P9: the run keeps what the
+    command left; the user's file gets its own content back)."""
+    if not plan:
+        return
+    for path, written in plan.items():
+        if read_workspace_file(repo, path) != written:
+            warn(f"the command changed {path}; the run keeps its version, the file is restored")
+    journal.restore()
+    fault_point("params-restored")
+
+
+def remove_runs(repo: Repo, names: Sequence[str]) -> list[str]:
+    """Deletes the refs of the named runs; all names are checked before any is deleted."""
+    refs = dict(repo.list_refs(RUNS_PREFIX))
+    targets = []
+    for raw in names:
+        if raw.startswith("-"):
+            raise UsageError(f"invalid run name '{raw}': it must not begin with '-'")
+        ref = RUNS_PREFIX + raw
+        if ref not in refs:
+            raise UsageError(f"no run named '{raw}': see 'gitexp show' for the runs there are")
+        targets.append((raw, ref, refs[ref]))
+    for _, ref, oid in targets:
+        repo.delete_ref(ref, oid)
+    return [name for name, _, _ in targets]
+
+
+def read_run_log(repo: Repo, rev: str, reader: BatchReader) -> tuple[dict[str, Any] | None, bytes]:
+    record, log = reader.read_many([f"{rev}:{RECORD_PATH}", f"{rev}:{LOG_PATH}"])
+    return (parse_record(record) if record else None), (log or b"")

@@ -1,0 +1,144 @@
+"""One interface over the things a user can name: a run, any git revision, or the workspace.
+
+`resolve_target` turns a name into a Target; `read_states` reads the params, metrics and run
+record of many targets with one `git cat-file --batch` process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitexp.config import RESERVED_DIR, load_config
+from gitexp.errors import GitexpError, UsageError
+from gitexp.git import BatchReader, Repo
+from gitexp.metrics import load_metrics
+from gitexp.names import RUNS_PREFIX
+from gitexp.params import Flat, load_params
+
+WORKSPACE = "workspace"
+RECORD_PATH = f"{RESERVED_DIR}/run.json"
+LOG_PATH = f"{RESERVED_DIR}/run.log"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved name: `rev` is None for the workspace; `run` is set for run refs."""
+
+    label: str
+    rev: str | None
+    run: str | None = None
+
+
+@dataclass
+class State:
+    """What a target holds: params and metrics per file, read errors per file, the record."""
+
+    target: Target
+    params: dict[str, Flat] = field(default_factory=dict)
+    metrics: dict[str, Flat] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
+
+
+def resolve_target(repo: Repo, spec: str) -> Target:
+    """A run name wins over a git revision of the same name; `workspace` is the files on disk.
+
+    Git's revision syntax works on run names too (`my-run~1`, `my-run^{tree}` is refused).
+    """
+    if spec.startswith("-"):
+        raise UsageError(f"invalid run or revision '{spec}': it must not begin with '-'")
+    if spec == WORKSPACE:
+        return Target(label=WORKSPACE, rev=None)
+    if not spec or "\n" in spec or "\0" in spec:
+        raise UsageError(f"invalid run or revision {spec!r}")
+    rev = repo.resolve_commit(RUNS_PREFIX + spec)
+    if rev is not None:
+        name = spec if repo.ref_exists(RUNS_PREFIX + spec) else None
+        return Target(label=spec, rev=rev, run=name)
+    rev = repo.resolve_commit(spec)
+    if rev is None:
+        raise UsageError(
+            f"unknown run or revision '{spec}': see 'gitexp show' for runs, 'git log' for commits"
+        )
+    return Target(label=spec, rev=rev)
+
+
+def read_workspace_file(repo: Repo, path: str) -> bytes | None:
+    """A file from disk, never following a symlink out of the repository (row M5)."""
+    full = repo.root / path
+    try:
+        real = Path(os.path.realpath(full))
+        if repo.root.resolve() not in real.parents or not real.is_file():
+            return None
+        return real.read_bytes()
+    except OSError:
+        return None
+
+
+def read_states(repo: Repo, targets: Sequence[Target], reader: BatchReader) -> list[State]:
+    """Params, metrics and records of the targets: three batched reads in all."""
+    states = [State(target=t) for t in targets]
+
+    def read_paths(paths_per_state: list[list[str]]) -> list[dict[str, bytes | None]]:
+        specs = [
+            f"{s.target.rev}:{p}"
+            for s, paths in zip(states, paths_per_state, strict=True)
+            if s.target.rev
+            for p in paths
+        ]
+        blobs = iter(reader.read_many(specs))
+        results = []
+        for s, paths in zip(states, paths_per_state, strict=True):
+            if s.target.rev:
+                results.append({p: next(blobs) for p in paths})
+            else:
+                results.append({p: read_workspace_file(repo, p) for p in paths})
+        return results
+
+    from gitexp.config import CONFIG_FILE, DVC_YAML
+
+    first = read_paths([[RECORD_PATH, CONFIG_FILE, DVC_YAML] for _ in states])
+    files = []
+    for state, found in zip(states, first, strict=True):
+        if state.target.rev and found[RECORD_PATH] is not None:
+            state.record = parse_record(found[RECORD_PATH])
+        try:
+            config = load_config(found.get)
+        except GitexpError as exc:
+            state.errors[CONFIG_FILE] = str(exc)
+            config = load_config(lambda _path: None)
+        params = list(config.params_files)
+        metrics = list(config.metrics_files)
+        if state.record:  # files a run overrode or recorded count too
+            params += [p for p in state.record.get("params", {}) if p not in params]
+            metrics += [m for m in state.record.get("metrics", {}) if m not in metrics]
+        files.append((params, metrics))
+
+    contents = read_paths([p + m for p, m in files])
+    for state, (params, metrics), found in zip(states, files, contents, strict=True):
+        for path in params:
+            if found[path] is not None:
+                try:
+                    state.params[path] = load_params(found[path], path)
+                except GitexpError as exc:
+                    state.errors[path] = str(exc)
+        for path in metrics:
+            if found[path] is not None:
+                try:
+                    state.metrics[path] = load_metrics(found[path], path)
+                except GitexpError as exc:
+                    state.errors[path] = str(exc)
+    return states
+
+
+def parse_record(data: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -1,0 +1,184 @@
+"""The data and text of `show`, `diff` and `log`: reading (one batch process per command),
+the pure computations of compare.py, then render.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gitexp.compare import (
+    Entry,
+    diff_json,
+    diff_sections,
+    select,
+    value_of,
+    visible_columns,
+)
+from gitexp.errors import UsageError
+from gitexp.git import Repo
+from gitexp.render import format_value, render_rows, to_json
+from gitexp.runs import list_runs, read_run_log
+from gitexp.snapshot import State, read_states, resolve_target
+
+
+def _entry_from_record(name: str, rev: str, record: dict[str, Any] | None) -> Entry:
+    record = record or {}
+    return Entry(
+        name=name,
+        rev=rev,
+        base=record.get("base"),
+        created=record.get("started"),
+        status=record.get("status", "unknown" if not record else None),
+        duration=record.get("duration"),
+        params=record.get("params") or {},
+        metrics=record.get("metrics") or {},
+        tags=record.get("tags") or {},
+        errors=record.get("errors") or {},
+    )
+
+
+def _entry_from_state(state: State) -> Entry:
+    target = state.target
+    return Entry(
+        name=target.label,
+        rev=target.rev or "workspace",
+        base=None,
+        created=None,
+        status=None,
+        duration=None,
+        params=state.params,
+        metrics=state.metrics,
+        errors=state.errors,
+    )
+
+
+def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str]]:
+    """The entries to list, and the read errors to warn about (the listing goes on)."""
+    with repo.batch_reader() as reader:
+        if not revs:
+            entries = [_entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
+        else:
+            targets = [resolve_target(repo, rev) for rev in revs]
+            entries = [
+                _entry_from_record(s.target.run, s.target.rev or "", s.record)
+                if s.target.run and s.record
+                else _entry_from_state(s)
+                for s in read_states(repo, targets, reader)
+            ]
+    errors = [f"{e.name}: {msg}" for e in entries for msg in e.errors.values()]
+    return entries, errors
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": entry.name,
+        "rev": entry.rev,
+        "base": entry.base,
+        "status": entry.status,
+        "created": entry.created,
+        "duration": entry.duration,
+        "params": entry.params,
+        "metrics": entry.metrics,
+        "tags": entry.tags,
+    }
+    if entry.errors:
+        data["errors"] = entry.errors
+    return data
+
+
+def show_output(
+    entries: Sequence[Entry],
+    *,
+    fmt: str,
+    precision: int,
+    filter_expr: str | None,
+    sort_by: str | None,
+    descending: bool,
+    limit: int | None,
+    only_changed: bool,
+) -> str:
+    chosen = select(
+        entries, filter_expr=filter_expr, sort_by=sort_by, descending=descending, limit=limit
+    )
+    if fmt == "json":
+        return to_json([_entry_json(e) for e in chosen])
+    if not chosen and fmt == "table":
+        return "no runs" + (
+            " match the filter" if filter_expr else ": record one with 'gitexp run'"
+        )
+    columns = visible_columns(chosen, only_changed)
+    headers = ["run", "rev", "base", "created", "status", "duration"] + [c.label for c in columns]
+    short = fmt == "table" or fmt == "md"
+    rows = []
+    for e in chosen:
+        fixed = [
+            e.name,
+            e.rev[:7] if short and e.rev != "workspace" else e.rev,
+            (e.base[:7] if short else e.base) if e.base else None,
+            e.created,
+            e.status,
+            e.duration,
+        ]
+        rows.append(fixed + [value_of(e, c) for c in columns])
+    return render_rows(headers, rows, fmt, precision)
+
+
+def diff_output(repo: Repo, a: str, b: str, show_all: bool, fmt: str, precision: int) -> str:
+    targets = [resolve_target(repo, a), resolve_target(repo, b)]
+    with repo.batch_reader() as reader:
+        old, new = read_states(repo, targets, reader)
+    for state in (old, new):
+        for message in state.errors.values():
+            raise UsageError(f"{state.target.label}: {message}")
+    sides = [{"params": s.params, "metrics": s.metrics} for s in (old, new)]
+    changes = diff_sections(sides[0], sides[1], show_all)
+    if fmt == "json":
+        return to_json(diff_json(changes))
+    if not changes and fmt == "table":
+        return f"no differences in params or metrics between {a} and {b}"
+    headers = ["path", "key", a, b, "change", "change %"]
+    rows = []
+    for c in changes:
+        rel = c.relative
+        rows.append(
+            [
+                c.path,
+                c.key,
+                c.old if c.in_old else None,
+                c.new if c.in_new else None,
+                c.diff,
+                None if rel is None else f"{rel * 100:+.{min(precision, 4)}g}%",
+            ]
+        )
+    return render_rows(headers, rows, fmt, precision)
+
+
+def log_output(repo: Repo, name: str, fmt: str, precision: int) -> str:
+    target = resolve_target(repo, name)
+    with repo.batch_reader() as reader:
+        record, log = read_run_log(repo, target.rev or "", reader)
+    if target.rev is None or record is None:
+        raise UsageError(f"'{name}' is not a run: see 'gitexp show' for the runs there are")
+    if fmt == "json":
+        return to_json({**record, "rev": target.rev, "log": log.decode("utf-8", "replace")}) + "\n"
+    fields = ["name", "status", "exit_code", "command", "started", "ended", "duration", "base",
+              "branch", "author", "host", "python", "platform", "overrides", "tags", "message"]  # fmt: skip
+    rows = [[f, record.get(f)] for f in fields if record.get(f) not in (None, [], {}, "")]
+    rows.insert(1, ["rev", target.rev])
+    for kind in ("params", "metrics"):
+        for path, flat in (record.get(kind) or {}).items():
+            rows += [[f"{path}:{key}", value] for key, value in flat.items()]
+    if fmt != "table":
+        return render_rows(["field", "value"], rows, fmt, precision) + "\n"
+    width = max(len(r[0]) for r in rows)
+    lines = [
+        f"{field:<{width}}  "
+        + (" ".join(value) if field == "command" else format_value(value, precision))
+        for field, value in rows
+    ]
+    text = "\n".join(lines) + "\n"
+    if log:
+        text += "\n--- output ---\n" + log.decode("utf-8", "replace")
+        if not text.endswith("\n"):
+            text += "\n"
+    return text

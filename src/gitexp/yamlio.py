@@ -1,0 +1,165 @@
+"""Strict, predictable YAML: a YAML 1.2 core schema on top of PyYAML's safe loader.
+
+PyYAML follows YAML 1.1, where `1e-3` is a string, `NO` is false, `1:20` is 80 and `0777` is
+511; and it keeps the last of two duplicate keys without a word. gitexp reads params and
+metrics with the 1.2 core schema instead (RELIABILITY rule 7, rows P2 to P5):
+- booleans are only true/false (any case form YAML 1.2 allows); `on`, `NO`, `y` stay strings;
+- `1e-3` is a float, `0777` is the integer 777, `0o17` and `0x1f` are octal and hex;
+- dates stay strings; `!!python/...` tags are refused (safe constructor);
+- a duplicate key is an error that names both lines.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import yaml
+
+from gitexp.errors import UsageError
+
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+
+# Documents bigger than this are refused before parsing (alias bombs, runaway outputs).
+MAX_YAML_BYTES = 10 * 1024 * 1024
+
+
+class CoreResolver(yaml.resolver.BaseResolver):
+    """Resolves plain scalars by the YAML 1.2 core schema."""
+
+
+for _tag, _regexp, _first in (
+    ("tag:yaml.org,2002:bool", _BOOL, list("tTfF")),
+    ("tag:yaml.org,2002:int", _INT, list("-+0123456789")),
+    ("tag:yaml.org,2002:float", _FLOAT, list("-+.0123456789")),
+    ("tag:yaml.org,2002:null", _NULL, ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"]),
+):
+    CoreResolver.add_implicit_resolver(_tag, _regexp, _first)
+
+
+class StrictConstructor(yaml.constructor.SafeConstructor):
+    """The safe constructor, with 1.2 numbers and an error on duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                ) from None
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key '{key}' (first at line {first.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        value = str(self.construct_scalar(node))
+        return int(value, 0) if value.startswith(("0o", "0x")) else int(value, 10)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value = str(self.construct_scalar(node)).lower()
+        if value.lstrip("+-") == ".inf":
+            return -math.inf if value.startswith("-") else math.inf
+        if value == ".nan":
+            return math.nan
+        return float(value)
+
+
+StrictConstructor.add_constructor("tag:yaml.org,2002:int", StrictConstructor.construct_yaml_int)
+StrictConstructor.add_constructor("tag:yaml.org,2002:float", StrictConstructor.construct_yaml_float)
+# Timestamps are only resolved when tagged explicitly; keep even those as strings.
+StrictConstructor.add_constructor(
+    "tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str
+)
+
+
+class StrictLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
+                   yaml.composer.Composer, StrictConstructor, CoreResolver):  # fmt: skip
+    """Pure-Python loader: its marks index characters, which the override editor needs."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        StrictConstructor.__init__(self)
+        CoreResolver.__init__(self)
+
+
+if hasattr(yaml, "CParser"):
+
+    class FastLoader(yaml.CParser, StrictConstructor, CoreResolver):  # type: ignore[misc]
+        """libyaml's parser with the strict constructor and resolver."""
+
+        def __init__(self, stream: str) -> None:
+            yaml.CParser.__init__(self, stream)
+            StrictConstructor.__init__(self)
+            CoreResolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+    FastLoader = StrictLoader  # type: ignore[misc,assignment]
+
+
+def decode(data: bytes, path: str) -> str:
+    """UTF-8 text, or an error naming the file, line and column of the bad byte."""
+    if len(data) > MAX_YAML_BYTES:
+        raise UsageError(f"{path}: file is too large to read ({len(data)} bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(f"{path}:{line}:{col}: not valid UTF-8 text") from None
+
+
+def load(data: bytes | str, path: str) -> Any:
+    """Parse one YAML document strictly; errors name the file, line and column."""
+    text = decode(data, path) if isinstance(data, bytes) else data
+    try:
+        return yaml.load(text, Loader=FastLoader)  # noqa: S506 - a safe, strict loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        reason = exc.problem or exc.context or "invalid YAML"
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise UsageError(f"{where}: {reason}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: {exc}".splitlines()[0]) from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply") from None
+
+
+def compose(text: str, path: str) -> yaml.Node | None:
+    """The node tree of a document, with character-indexed marks."""
+    try:
+        return yaml.compose(text, Loader=StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise UsageError(f"{where}: {exc.problem}") from None
+
+
+def dump_inline(value: Any) -> str:
+    """A value as a one-line YAML fragment (flow style for lists and mappings)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, sort_keys=False)
+    text = text.strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
