@@ -210,7 +210,7 @@ class Repo:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:
             proc.stdin.write(f"start\ncreate {ref} {oid}\nprepare\n".encode())
             proc.stdin.flush()
@@ -222,7 +222,10 @@ class Repo:
             proc.stdin.close()
         except BrokenPipeError:
             pass
-        _, stderr = proc.communicate()
+        stderr = proc.stderr.read()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
         if proc.returncode != 0:
             message_text = stderr.decode("utf-8", "replace")
             if "reference already exists" in message_text:

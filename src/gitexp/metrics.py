@@ -75,8 +75,11 @@ def delta(old: Any, new: Any) -> Any:
         result = new - old
     except OverflowError:
         return None
-    if isinstance(result, float) and math.isnan(result):
-        return None
+    if isinstance(result, float):
+        if math.isnan(result):
+            return None
+        # 0.982222 - 0.966667 is -0.015554999999999986 in binary; show -0.015555.
+        return float(f"{result:.15g}")
     return result
 
 
