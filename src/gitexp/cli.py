@@ -230,8 +230,9 @@ def remove(ctx: click.Context, runs: tuple[str, ...]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a documented exit code."""
     try:
-        cli.main(args=argv, prog_name="gitexp", standalone_mode=False)
-        return 0
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        result = cli.main(args=argv, prog_name="gitexp", standalone_mode=False)
+        return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -1,0 +1,260 @@
+"""`gitexp run`: what a run commit holds, and that the user's work is never touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import OUTPUTS, PARAMS, git, run_file, show_json, train
+
+import oracle
+
+
+def test_run_records_a_commit_on_its_own_ref(repo: Path, gitexp) -> None:
+    before = oracle.take(repo)
+    proc = gitexp(*train("-n", "first", "-S", "train.lr=0.2"))
+    assert proc.returncode == 0, proc.stderr
+    assert "trained with lr 0.2" in proc.stdout  # output streamed live
+    added = oracle.assert_untouched(repo, before, OUTPUTS)
+    assert list(added) == ["refs/runs/first"]
+    commit = added["refs/runs/first"]
+    assert git(repo, "rev-parse", f"{commit}^") == before.head  # parent is the base
+    assert "lr: 0.2   # learning rate" in run_file(repo, "first", "params.yaml")
+    assert json.loads(run_file(repo, "first", "metrics.json")) == {"acc": 0.8, "loss": 0.4}
+    record = json.loads(run_file(repo, "first", ".gitexp/run.json"))
+    assert record["status"] == "success" and record["exit_code"] == 0
+    assert record["base"] == before.head
+    assert record["params"]["params.yaml"]["train.lr"] == 0.2
+    assert record["metrics"]["metrics.json"] == {"acc": 0.8, "loss": 0.4}
+    assert record["overrides"] == ["train.lr=0.2"]
+    assert "trained with lr 0.2" in run_file(repo, "first", ".gitexp/run.log")
+    message = git(repo, "log", "-1", "--format=%B", commit)
+    assert message.startswith("run first: ")
+    assert "Status: success" in message and "Exit-Code: 0" in message
+    assert "Duration: " in message
+    # The params file on disk has its earlier content back.
+    assert (repo / "params.yaml").read_text() == PARAMS
+
+
+def test_run_captures_uncommitted_and_untracked_files(repo: Path, gitexp) -> None:
+    (repo / "train.py").write_text((repo / "train.py").read_text() + "# edited\n")
+    (repo / "notes.txt").write_text("untracked\n")
+    (repo / "ignored.log").write_text("ignored\n")
+    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "ignored.log\n")
+    assert gitexp(*train("-n", "dirty")).returncode == 0
+    assert run_file(repo, "dirty", "train.py").endswith("# edited")
+    assert run_file(repo, "dirty", "notes.txt") == "untracked"
+    files = git(repo, "ls-tree", "-r", "--name-only", "refs/runs/dirty").splitlines()
+    assert "ignored.log" not in files
+    assert ".gitexp/run.json" in files
+
+
+def test_G1_staged_changes_keep_the_index_byte_identical(repo: Path, gitexp) -> None:
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    (repo / "staged.txt").write_text("staged then edited\n")
+    git(repo, "rm", "-q", "--cached", "params.yaml")
+    before = oracle.take(repo)
+    cached = git(repo, "diff", "--cached")
+    assert gitexp(*train("-n", "g1")).returncode == 0
+    oracle.assert_untouched(repo, before, OUTPUTS)
+    assert git(repo, "diff", "--cached") == cached
+    # The run holds the files as they are on disk.
+    assert run_file(repo, "g1", "staged.txt") == "staged then edited"
+    assert "lr: 0.1" in run_file(repo, "g1", "params.yaml")
+
+
+def test_G2_detached_head_stays_detached(repo: Path, gitexp) -> None:
+    git(repo, "commit", "-q", "--allow-empty", "-m", "second")
+    git(repo, "checkout", "-q", "--detach", "HEAD~1")
+    before = oracle.take(repo)
+    assert gitexp(*train("-n", "g2")).returncode == 0
+    oracle.assert_untouched(repo, before, OUTPUTS)
+    assert git(repo, "rev-parse", "refs/runs/g2^") == before.head
+
+
+def test_G3_repository_without_a_commit(tmp_path: Path, gitexp) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    proc = gitexp("run", "--", "true", cwd=empty)
+    assert proc.returncode == 3
+    assert "make a first commit" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (empty / ".git" / "gitexp" / "journal").exists()
+
+
+def test_G4_refuses_during_a_merge(repo: Path, gitexp) -> None:
+    git(repo, "checkout", "-q", "-b", "other")
+    (repo / "params.yaml").write_text(PARAMS.replace("seed: 1", "seed: 2"))
+    git(repo, "commit", "-q", "-am", "other")
+    git(repo, "checkout", "-q", "main")
+    (repo / "params.yaml").write_text(PARAMS.replace("seed: 1", "seed: 3"))
+    git(repo, "commit", "-q", "-am", "main")
+    git(repo, "merge", "-q", "other", check=False)
+    before = oracle.take(repo)
+    proc = gitexp(*train("-n", "g4"))
+    assert proc.returncode == 3
+    assert "a merge is in progress" in proc.stderr
+    assert not (repo / "started").exists()
+    oracle.assert_untouched(repo, before, max_new_runs=0)
+
+
+def test_G9_inherited_git_variables_do_not_redirect_gitexp(repo: Path, tmp_path: Path, gitexp):
+    decoy = tmp_path / "decoy"
+    git(tmp_path, "init", "-q", str(decoy))
+    decoy_before = oracle.take(decoy)
+    before = oracle.take(repo)
+    env = {"GIT_DIR": str(decoy / ".git"), "GIT_INDEX_FILE": str(decoy / "idx")}
+    dump = "import os, json; json.dump(dict(os.environ), open('env.json', 'w'))"
+    proc = gitexp("run", "-n", "g9", "--", sys.executable, "-c", dump, env=env)
+    assert proc.returncode == 0, proc.stderr
+    oracle.assert_untouched(repo, before, frozenset({"env.json"}))
+    assert oracle.take(decoy) == decoy_before
+    child_env = json.loads((repo / "env.json").read_text())
+    # The command sees the user's environment, never gitexp's temporary index.
+    assert child_env.get("GIT_INDEX_FILE") == env["GIT_INDEX_FILE"]
+    assert child_env["GITEXP_RUN_NAME"] == "g9"
+
+
+def test_G11_no_git_identity_uses_a_fallback(repo: Path, gitexp, tmp_path: Path) -> None:
+    home = tmp_path / "nohome"
+    home.mkdir()
+    proc = gitexp(*train("-n", "g11"), env={"HOME": str(home), "EMAIL": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert git(repo, "log", "-1", "--format=%an <%ae>", "refs/runs/g11") == (
+        "gitexp <gitexp@localhost>"
+    )
+
+
+def test_G12_user_hooks_never_run(repo: Path, gitexp) -> None:
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\ntouch hook-ran\nexit 1\n")
+    hook.chmod(0o755)
+    assert gitexp(*train("-n", "g12")).returncode == 0
+    assert not (repo / "hook-ran").exists()
+
+
+def test_G13_command_that_moves_head(repo: Path, gitexp) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    proc = gitexp("run", "-n", "g13", "--", "git", "commit", "-q", "--allow-empty", "-m", "user")
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAD moved" in proc.stderr
+    assert git(repo, "rev-parse", "refs/runs/g13^") == base
+    assert git(repo, "log", "-1", "--format=%s", "main") == "user"  # the user's commit stays
+
+
+def test_C6_user_holds_the_index_lock(repo: Path, gitexp) -> None:
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")
+    proc = gitexp(*train("-n", "c6"))
+    assert proc.returncode == 0, proc.stderr
+    assert lock.exists() and lock.read_text() == ""
+    lock.unlink()
+
+
+def test_failing_command_is_recorded_and_its_exit_code_passed_on(repo: Path, gitexp) -> None:
+    before = oracle.take(repo)
+    proc = gitexp(*train("-n", "bad", "-S", "train.lr=0.3"), env={"EXIT": "7"})
+    assert proc.returncode == 7
+    oracle.assert_untouched(repo, before, OUTPUTS)
+    record = json.loads(run_file(repo, "bad", ".gitexp/run.json"))
+    assert record["status"] == "failed" and record["exit_code"] == 7
+    assert "Status: failed" in git(repo, "log", "-1", "--format=%B", "refs/runs/bad")
+
+
+def test_no_record_failed(repo: Path, gitexp) -> None:
+    before = oracle.take(repo)
+    proc = gitexp(*train("-n", "bad", "--no-record-failed", "-S", "seed=5"), env={"EXIT": "3"})
+    assert proc.returncode == 3
+    assert "not recorded" in proc.stderr
+    oracle.assert_untouched(repo, before, OUTPUTS, max_new_runs=0)
+
+
+def test_generated_names_are_unique_and_readable(repo: Path, gitexp) -> None:
+    names = set()
+    for _ in range(3):
+        assert gitexp("run", "--", "true").returncode == 0
+    names = {r["name"] for r in show_json(gitexp)}
+    assert len(names) == 3
+    assert all(len(n.split("-")) == 3 for n in names)
+
+
+def test_existing_name_is_refused_before_running(repo: Path, gitexp) -> None:
+    assert gitexp(*train("-n", "same")).returncode == 0
+    (repo / "started").unlink()
+    before = oracle.take(repo)
+    proc = gitexp(*train("-n", "same"))
+    assert proc.returncode == 2
+    assert "run 'same' already exists" in proc.stderr
+    assert not (repo / "started").exists()
+    oracle.assert_untouched(repo, before, max_new_runs=0)
+
+
+def test_tags_and_message(repo: Path, gitexp) -> None:
+    proc = gitexp(*train("-n", "tagged", "--tag", "team=vision", "-m", "try a lower lr"))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(run_file(repo, "tagged", ".gitexp/run.json"))
+    assert record["tags"] == {"team": "vision"}
+    assert "try a lower lr" in git(repo, "log", "-1", "--format=%B", "refs/runs/tagged")
+    assert gitexp("run", "--tag", "novalue", "--", "true").returncode == 2
+
+
+def test_without_command_runs_dvc_repro_when_dvc_yaml_exists(repo: Path, gitexp) -> None:
+    proc = gitexp("run")
+    assert proc.returncode == 2 and "no command given" in proc.stderr
+    git(repo, "rm", "-q", ".gitignore")
+    assert subprocess.run(["dvc", "init", "-q"], cwd=repo).returncode == 0
+    (repo / "dvc.yaml").write_text(
+        f"stages:\n  train:\n    cmd: {sys.executable} train.py\n    deps: [train.py]\n"
+        "    params: [train.lr]\n    metrics:\n      - metrics.json:\n          cache: false\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pipeline")
+    proc = gitexp("run", "-n", "repro", "-S", "train.lr=0.5")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(run_file(repo, "repro", ".gitexp/run.json"))
+    assert record["command"] == ["dvc", "repro"]
+    assert record["metrics"]["metrics.json"]["acc"] == 0.5
+    assert "train.lr: 0.5" in run_file(repo, "repro", "dvc.lock")
+
+
+def test_command_not_found(repo: Path, gitexp) -> None:
+    before = oracle.take(repo)
+    proc = gitexp("run", "-S", "seed=2", "--", "no-such-command-xyz")
+    assert proc.returncode == 2
+    assert "command not found: 'no-such-command-xyz'" in proc.stderr
+    oracle.assert_untouched(repo, before, max_new_runs=0)
+
+
+def test_M4_missing_metrics_file_is_a_warning(repo: Path, gitexp) -> None:
+    proc = gitexp("run", "-n", "quiet", "--", "true")
+    assert proc.returncode == 0
+    assert "wrote no metrics file" in proc.stderr
+    assert show_json(gitexp, "quiet")[0]["metrics"] == {}
+    assert show_json(gitexp, "quiet")[0]["status"] == "success"
+
+
+def test_X1_secret_environment_values_never_enter_a_commit(repo: Path, gitexp) -> None:
+    secret = "sk-test-XYZ0123456789"
+    env = {"OPENAI_API_KEY": secret, "AWS_SECRET_ACCESS_KEY": secret, "MY_TOKEN": secret}
+    assert gitexp(*train("-n", "x1"), env=env).returncode == 0
+    everything = git(repo, "log", "--all", "-p")
+    assert secret not in everything
+
+
+def test_run_works_in_a_subdirectory(repo: Path, gitexp) -> None:
+    sub = repo / "sub"
+    sub.mkdir()
+    proc = gitexp("run", "-n", "fromsub", "-S", "seed=9", "--", "true", cwd=sub)
+    assert proc.returncode == 0, proc.stderr
+    assert "seed: 9" in run_file(repo, "fromsub", "params.yaml")
+    assert (repo / "params.yaml").read_text() == PARAMS
+
+
+def test_git_exp_alias_is_installed() -> None:
+    scripts = Path(sys.executable).parent
+    assert (scripts / "git-exp").exists() or os.environ.get("CI") is None
