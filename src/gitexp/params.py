@@ -152,13 +152,18 @@ def _missing(path: str, override: Override, where: str) -> UsageError:
 
 
 def _value_text(override: Override) -> str:
+    """The text written for a value: as the user typed it when YAML 1.1 readers (PyYAML's
+    safe_load, which most training scripts use) and 1.2 readers both read it as the same
+    value; otherwise a canonical form they agree on (`1e-3` is written `0.001`)."""
     literal = override.literal.strip()
     simple = literal and "#" not in literal and "\n" not in literal
     if simple and not isinstance(override.value, (dict, list)):
         try:
-            if _same(yamlio.load(literal, "-S"), override.value):
+            if _same(yamlio.load(literal, "-S"), override.value) and _same(
+                yaml.safe_load(literal), override.value
+            ):
                 return literal
-        except UsageError:
+        except (UsageError, yaml.YAMLError):
             pass
     return yamlio.dump_inline(override.value)
 

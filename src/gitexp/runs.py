@@ -96,7 +96,16 @@ def list_runs(repo: Repo, reader: BatchReader) -> list[RunInfo]:
 
 
 def _override_plan(repo: Repo, specs: Sequence[str]) -> dict[str, bytes]:
-    """The new bytes of every params file the overrides touch; nothing is written here."""
+    """The new bytes of every params file the overrides touch; nothing is written here.
+
+    Every params file is checked first, so a malformed one stops the run before its command
+    starts (row P1).
+    """
+    config = load_config(lambda p: read_workspace_file(repo, p))
+    for path in config.params_files:
+        data = read_workspace_file(repo, path)
+        if data is not None:
+            load_params(data, path)
     by_file: dict[str, list[Override]] = {}
     for spec in specs:
         override = parse_override(spec)
@@ -111,6 +120,8 @@ def _override_plan(repo: Repo, specs: Sequence[str]) -> dict[str, bytes]:
                 f"params file {path} does not exist; to create it, write -S +KEY=VALUE"
             )
         data = full.read_bytes() if full.exists() else b""
+        if data:
+            load_params(data, path)
         plan[path] = apply_overrides(data, path, overrides)
     return plan
 
