@@ -14,7 +14,7 @@ import platform
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from gitexp import __version__
@@ -69,7 +69,8 @@ class RunInfo:
 
 
 def iso_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+    """UTC, so that runs from machines in other time zones sort by their strings."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def run_names(repo: Repo) -> tuple[list[str], list[str]]:
