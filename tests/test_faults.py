@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import GITEXP, OUTPUTS, PARAMS, git, run_gitexp
 
 import oracle
+from conftest import GITEXP, OUTPUTS, PARAMS, git, run_gitexp
 from gitexp.faults import PHASES
 
 RUN = ["run", "-n", "victim", "-S", "train.lr=0.7", "--", sys.executable, "train.py"]

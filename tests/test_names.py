@@ -8,9 +8,9 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import git, show_json
 
 import oracle
+from conftest import git, show_json
 from gitexp.errors import UsageError
 from gitexp.names import check_free, generate_name, validate_name
 

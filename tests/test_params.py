@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PARAMS, run_file, show_json
 
 import oracle
+from conftest import PARAMS, run_file, show_json
 from gitexp.errors import UsageError
 from gitexp.params import apply_overrides, load_params, parse_override
 

@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import OUTPUTS, PARAMS, git, run_file, show_json, train
-
 import oracle
+from conftest import OUTPUTS, PARAMS, git, run_file, show_json, train
 
 
 def test_run_records_a_commit_on_its_own_ref(repo: Path, gitexp) -> None:

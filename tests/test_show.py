@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import git, show_json
 
+from conftest import git, show_json
 from gitexp.compare import Entry, select
 from gitexp.errors import UsageError
 from gitexp.query import evaluate, parse_filter
@@ -128,7 +128,9 @@ def test_M1_M2_nan_infinity_and_strings(repo: Path, gitexp) -> None:
     assert [r["name"] for r in strict(gitexp("show", "--json", "--sort-by", "loss").stdout)] == [
         "plain", "odd"
     ]  # fmt: skip
-    names = [r["name"] for r in strict(gitexp("show", "--json", "--sort-by", "loss", "--desc").stdout)]
+    names = [
+        r["name"] for r in strict(gitexp("show", "--json", "--sort-by", "loss", "--desc").stdout)
+    ]
     assert names == ["plain", "odd"]
     diff = strict(gitexp("diff", "plain", "odd", "--json").stdout)
     assert diff["metrics"]["metrics.json"]["loss"] == {"old": 0.5, "new": "NaN", "diff": None}

@@ -7,6 +7,7 @@ command is also told to stop if gitexp itself is killed (row A2).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -121,10 +122,8 @@ class SignalGuard:
             self.received = signum
         child = self.child
         if signum in _FORWARDED and child is not None and child.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signum)
-            except ProcessLookupError:
-                pass
 
     def __enter__(self) -> SignalGuard:
         for signum in _HANDLED:

@@ -153,6 +153,12 @@ def diff_output(repo: Repo, a: str, b: str, show_all: bool, fmt: str, precision:
     return render_rows(headers, rows, fmt, precision)
 
 
+LOG_FIELDS = (
+    "name", "status", "exit_code", "command", "started", "ended", "duration", "base", "branch",
+    "author", "host", "python", "platform", "overrides", "tags", "message",
+)  # fmt: skip
+
+
 def log_output(repo: Repo, name: str, fmt: str, precision: int) -> str:
     target = resolve_target(repo, name)
     with repo.batch_reader() as reader:
@@ -161,8 +167,7 @@ def log_output(repo: Repo, name: str, fmt: str, precision: int) -> str:
         raise UsageError(f"'{name}' is not a run: see 'gitexp show' for the runs there are")
     if fmt == "json":
         return to_json({**record, "rev": target.rev, "log": log.decode("utf-8", "replace")}) + "\n"
-    fields = ["name", "status", "exit_code", "command", "started", "ended", "duration", "base",
-              "branch", "author", "host", "python", "platform", "overrides", "tags", "message"]  # fmt: skip
+    fields = LOG_FIELDS
     rows = [[f, record.get(f)] for f in fields if record.get(f) not in (None, [], {}, "")]
     rows.insert(1, ["rev", target.rev])
     for kind in ("params", "metrics"):
