@@ -78,7 +78,7 @@ def test_any_git_revisions_and_run_suffixes(two_runs: Path, gitexp) -> None:
 def test_csv_and_md(two_runs: Path, gitexp) -> None:
     rows = list(csv.reader(io.StringIO(gitexp("diff", "low", "high", "--csv").stdout)))
     assert rows[0] == ["path", "key", "low", "high", "change", "change %"]
-    assert ["metrics.json", "loss", "0.2", "0.8", "0.6", "+300%"] in rows
+    assert ["metrics.json", "loss", "0.2", "0.8", "0.6", "+300.00%"] in rows
     md = gitexp("diff", "low", "high", "--md").stdout
     assert md.startswith("| path") and "| metrics.json | acc" in md
 

@@ -4,6 +4,7 @@ the pure computations of compare.py, then render.py."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from gitexp.compare import (
@@ -69,6 +70,16 @@ def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str
     return entries, errors
 
 
+def _short_time(iso: str | None) -> str | None:
+    """'2026-11-24T14:09:37.215+00:00' as '2026-11-24 14:09:37' in this machine's time zone."""
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
 def _entry_json(entry: Entry) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": entry.name,
@@ -115,7 +126,7 @@ def show_output(
             e.name,
             e.rev[:7] if short and e.rev != "workspace" else e.rev,
             (e.base[:7] if short else e.base) if e.base else None,
-            e.created,
+            _short_time(e.created) if short else e.created,
             e.status,
             e.duration,
         ]
@@ -147,7 +158,7 @@ def diff_output(repo: Repo, a: str, b: str, show_all: bool, fmt: str, precision:
                 c.old if c.in_old else None,
                 c.new if c.in_new else None,
                 c.diff,
-                None if rel is None else f"{rel * 100:+.{min(precision, 4)}g}%",
+                None if rel is None else f"{rel * 100:+.2f}%",
             ]
         )
     return render_rows(headers, rows, fmt, precision)
