@@ -9,4 +9,6 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null
   exit 1
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${1:-dev}]"
+# (grep drops pip's notices about configured package indexes that do not exist)
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${1:-dev}]" \
+  2> >(grep -v "^WARNING: Location .* is ignored" >&2)

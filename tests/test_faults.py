@@ -183,3 +183,21 @@ def test_R4_disk_full_writing_the_journal(repo: Path) -> None:
     assert "No space left on device" in proc.stderr
     assert not (repo / "started").exists()
     oracle.assert_untouched(repo, before, max_new_runs=0)
+
+
+def test_ctrl_c_while_waiting_for_another_run_starts_nothing(repo: Path) -> None:
+    first = start(repo, ["run", "-n", "first", "--", sys.executable, "train.py"], {"SLEEP": "30"})
+    wait_for(repo / "started")
+    (repo / "started").unlink()
+    second = start(repo, ["run", "-n", "second", "-S", "seed=3", "--", "true"])
+    assert second.stderr is not None
+    assert "waiting for run first" in second.stderr.readline()  # gitexp's first line
+    os.killpg(second.pid, signal.SIGINT)
+    _, stderr = second.communicate(timeout=60)
+    assert second.returncode == 130
+    assert "run 'second' was not started: interrupted while waiting" in stderr
+    os.killpg(first.pid, signal.SIGINT)
+    first.communicate(timeout=60)
+    assert "seed: 1" in (repo / "params.yaml").read_text()
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/runs/") == "refs/runs/first"
+

@@ -33,3 +33,9 @@ class StorageError(GitexpError):
 
 class RemoteError(GitexpError):
     exit_code = EXIT_REMOTE
+
+
+class Interrupted(GitexpError):
+    """Ctrl-C before anything was started or written."""
+
+    exit_code = 130

@@ -8,16 +8,15 @@ files back (RELIABILITY rule 3, rows A1 and A3), so recovery never relies on cle
 from __future__ import annotations
 
 import base64
-import contextlib
 import fcntl
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from gitexp.errors import StateError
+from gitexp.errors import Interrupted
 from gitexp.git import Repo
 
 
@@ -68,13 +67,13 @@ class RunLock:
         self._fd = fd
         return True
 
-    def acquire(self, name: str, timeout: float | None = None) -> None:
+    def acquire(self, name: str, interrupted: Callable[[], bool] = lambda: False) -> None:
+        """Waits for the lock; `interrupted` lets Ctrl-C end the wait."""
         if not self.try_acquire():
             print(f"gitexp: waiting for {self.holder()} to finish", file=sys.stderr, flush=True)
-            deadline = None if timeout is None else time.monotonic() + timeout
             while not self.try_acquire():
-                if deadline is not None and time.monotonic() > deadline:
-                    raise StateError(f"gave up waiting for {self.holder()} after {timeout:g}s")
+                if interrupted():
+                    raise Interrupted(f"run '{name}' was not started: interrupted while waiting")
                 time.sleep(0.05)
         assert self._fd is not None
         os.ftruncate(self._fd, 0)
@@ -161,12 +160,3 @@ def recover(repo: Repo) -> list[str]:
     finally:
         lock.release()
     return notices
-
-
-@contextlib.contextmanager
-def held(lock: RunLock, name: str) -> Iterator[None]:
-    lock.acquire(name)
-    try:
-        yield
-    finally:
-        lock.release()

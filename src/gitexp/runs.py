@@ -19,7 +19,7 @@ from typing import Any
 
 from gitexp import __version__
 from gitexp.config import DVC_YAML, RESERVED_DIR, load_config
-from gitexp.errors import GitexpError, StateError, UsageError
+from gitexp.errors import GitexpError, Interrupted, StateError, UsageError
 from gitexp.execute import (
     LogCapture,
     SignalGuard,
@@ -214,7 +214,7 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
     lock = RunLock(repo)
     journal = Journal(repo, name)
     with SignalGuard() as guard:
-        lock.acquire(name)
+        lock.acquire(name, lambda: guard.received is not None)
         try:
             fault_point("lock-acquired")
             existing, other_refs = run_names(repo)  # another run may have taken it meanwhile
@@ -255,7 +255,7 @@ def _run_and_record(
 ) -> RunOutcome:
     log = LogCapture()
     if guard.received:  # interrupted before the command could start
-        raise StateError(f"run '{name}' was interrupted before its command started")
+        raise Interrupted(f"run '{name}' was interrupted before its command started")
     result = run_command(command, env, repo.root, log, guard)
     fault_point("command-exited")
     if result.interrupted_by:
