@@ -200,4 +200,3 @@ def test_ctrl_c_while_waiting_for_another_run_starts_nothing(repo: Path) -> None
     first.communicate(timeout=60)
     assert "seed: 1" in (repo / "params.yaml").read_text()
     assert git(repo, "for-each-ref", "--format=%(refname)", "refs/runs/") == "refs/runs/first"
-

@@ -257,3 +257,22 @@ def test_run_works_in_a_subdirectory(repo: Path, gitexp) -> None:
 def test_git_exp_alias_is_installed() -> None:
     scripts = Path(sys.executable).parent
     assert (scripts / "git-exp").exists() or os.environ.get("CI") is None
+
+
+def test_C7_runs_in_two_worktrees_share_refs_and_keep_their_own_base(repo: Path, gitexp, tmp_path):
+    git(repo, "commit", "-q", "--allow-empty", "-m", "second")
+    other = tmp_path / "wt2"
+    git(repo, "worktree", "add", "-q", "--detach", str(other), "HEAD~1")
+    before_main, before_other = oracle.take(repo), oracle.take(other)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "gitexp", *train("-n", name, "-S", "seed=5")],
+                         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for name, cwd in (("in-main", repo), ("in-wt2", other))
+    ]  # fmt: skip
+    for proc in procs:
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    oracle.assert_untouched(repo, before_main, OUTPUTS, max_new_runs=2)
+    assert git(other, "rev-parse", "refs/runs/in-wt2^") == before_other.head
+    assert git(repo, "rev-parse", "refs/runs/in-main^") == before_main.head
+    assert (other / "params.yaml").read_text() == PARAMS

@@ -130,8 +130,12 @@ class Repo:
 
     @property
     def gitexp_dir(self) -> Path:
-        """gitexp's private state: locks, journal, temporary files (never in a commit)."""
-        return self.common_dir / "gitexp"
+        """gitexp's private state for this working tree: run lock, journal, temporary files.
+
+        Per worktree (not in the common dir), so runs in separate worktrees of one repository
+        run in parallel, and a journal is always replayed into the tree it came from.
+        """
+        return self.git_dir / "gitexp"
 
     def git(self, args: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
         return run_git(args, self.root, **kwargs)  # type: ignore[arg-type]
