@@ -98,3 +98,13 @@ def test_user_string_is_never_an_option_for_git_show(repo: Path, gitexp) -> None
     assert proc.returncode == 2
     assert "must not begin with '-'" in proc.stderr
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_precision_and_C_option(repo: Path, gitexp, tmp_path: Path) -> None:
+    write = "import json; json.dump({'acc': 0.123456789}, open('metrics.json', 'w'))"
+    assert gitexp("run", "-n", "p", "--", sys.executable, "-c", write).returncode == 0
+    assert "0.123457" in gitexp("show").stdout
+    assert "0.123" in gitexp("show", "--precision", "3").stdout
+    assert "0.1235" not in gitexp("show", "--precision", "3").stdout
+    elsewhere = gitexp("-C", str(repo), "show", "--json", cwd=tmp_path)
+    assert json.loads(elsewhere.stdout)[0]["name"] == "p"
