@@ -248,9 +248,11 @@ def test_X1_secret_environment_values_never_enter_a_commit(repo: Path, gitexp) -
 def test_run_works_in_a_subdirectory(repo: Path, gitexp) -> None:
     sub = repo / "sub"
     sub.mkdir()
-    proc = gitexp("run", "-n", "fromsub", "-S", "seed=9", "--", "true", cwd=sub)
+    (sub / "local.py").write_text("open('out.txt', 'w').write('here')\n")
+    proc = gitexp("run", "-n", "fromsub", "-S", "seed=9", "--", sys.executable, "local.py", cwd=sub)
     assert proc.returncode == 0, proc.stderr
-    assert "seed: 9" in run_file(repo, "fromsub", "params.yaml")
+    assert "seed: 9" in run_file(repo, "fromsub", "params.yaml")  # params are the root's
+    assert run_file(repo, "fromsub", "sub/out.txt") == "here"  # the command ran where we were
     assert (repo / "params.yaml").read_text() == PARAMS
 
 

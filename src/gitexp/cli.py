@@ -39,11 +39,11 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _repo(ctx: click.Context) -> Any:
+def _repo() -> Any:
     from gitexp.git import Repo
     from gitexp.journal import recover
 
-    repo = Repo.discover(ctx.obj.get("cwd") or ".")
+    repo = Repo.discover(".")
     for notice in recover(repo):
         _warn(notice)
     return repo
@@ -57,8 +57,7 @@ def _repo(ctx: click.Context) -> Any:
     type=click.Path(file_okay=False, exists=True),
     help="Run as if gitexp was started in this directory.",
 )
-@click.pass_context
-def cli(ctx: click.Context, cwd: str | None) -> None:
+def cli(cwd: str | None) -> None:
     """Git-native experiment versioning: every run is a git commit on refs/runs/NAME.
 
     \b
@@ -66,17 +65,16 @@ def cli(ctx: click.Context, cwd: str | None) -> None:
     gitexp show                                       list runs with params and metrics
     gitexp diff main my-run                           compare any two runs or revisions
     """
-    ctx.ensure_object(dict)
-    ctx.obj["cwd"] = cwd
+    if cwd:  # as `git -C`: everything, the user's command included, starts there
+        os.chdir(cwd)
 
 
 @cli.command()
-@click.pass_context
-def init(ctx: click.Context) -> None:
+def init() -> None:
     """Make the current git repository ready for gitexp (idempotent)."""
     from gitexp.setup import init_repository
 
-    for line in init_repository(_repo(ctx)):
+    for line in init_repository(_repo()):
         click.echo(line)
 
 
@@ -129,7 +127,7 @@ def run(
         message=message,
         record_failed=not no_record_failed,
     )
-    outcome = run_experiment(_repo(ctx), request, _warn)
+    outcome = run_experiment(_repo(), request, _warn)
     if outcome.commit:
         click.echo(
             f"gitexp: recorded run '{outcome.name}' ({outcome.status}) "
@@ -149,9 +147,7 @@ def run(
 @click.option("--only-changed", is_flag=True, help="Hide columns equal in every row.")
 @click.option("--limit", type=click.IntRange(min=0), help="Show at most N rows.")
 @output_options
-@click.pass_context
 def show(
-    ctx: click.Context,
     revs: tuple[str, ...],
     sort_by: str | None,
     desc: bool,
@@ -164,7 +160,7 @@ def show(
     """List runs (or the given runs and revisions) with their params and metrics."""
     from gitexp.views import show_entries, show_output
 
-    entries, errors = show_entries(_repo(ctx), revs)
+    entries, errors = show_entries(_repo(), revs)
     for error in errors:
         _warn(error)
     click.echo(
@@ -186,9 +182,7 @@ def show(
 @click.argument("b", required=False)
 @click.option("--all", "show_all", is_flag=True, help="Also list keys that did not change.")
 @output_options
-@click.pass_context
 def diff(
-    ctx: click.Context,
     a: str | None,
     b: str | None,
     show_all: bool,
@@ -201,29 +195,27 @@ def diff(
     """
     from gitexp.views import diff_output
 
-    click.echo(diff_output(_repo(ctx), a or "HEAD", b or "workspace", show_all, fmt or "table",
+    click.echo(diff_output(_repo(), a or "HEAD", b or "workspace", show_all, fmt or "table",
                            precision))  # fmt: skip
 
 
 @cli.command()
 @click.argument("run_name", metavar="RUN")
 @output_options
-@click.pass_context
-def log(ctx: click.Context, run_name: str, fmt: str | None, precision: int) -> None:
+def log(run_name: str, fmt: str | None, precision: int) -> None:
     """Show a run's record and the output its command printed."""
     from gitexp.views import log_output
 
-    click.echo(log_output(_repo(ctx), run_name, fmt or "table", precision), nl=False)
+    click.echo(log_output(_repo(), run_name, fmt or "table", precision), nl=False)
 
 
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
-@click.pass_context
-def remove(ctx: click.Context, runs: tuple[str, ...]) -> None:
+def remove(runs: tuple[str, ...]) -> None:
     """Delete runs (their refs under refs/runs/)."""
     from gitexp.runs import remove_runs
 
-    for name in remove_runs(_repo(ctx), runs):
+    for name in remove_runs(_repo(), runs):
         click.echo(f"removed run '{name}'")
 
 

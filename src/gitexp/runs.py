@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from gitexp import __version__
@@ -256,7 +257,8 @@ def _run_and_record(
     log = LogCapture()
     if guard.received:  # interrupted before the command could start
         raise Interrupted(f"run '{name}' was interrupted before its command started")
-    result = run_command(command, env, repo.root, log, guard)
+    # The command starts where the user is, as it would without gitexp.
+    result = run_command(command, env, Path.cwd(), log, guard)
     fault_point("command-exited")
     if result.interrupted_by:
         status = "interrupted"
