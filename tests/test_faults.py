@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,12 +58,8 @@ def test_phase_list_is_complete() -> None:
     source = "".join(
         p.read_text() for p in (Path(__file__).parents[1] / "src" / "gitexp").glob("*.py")
     )
-    used = {
-        line.split('fault_point("')[1].split('"')[0]
-        for line in source.splitlines()
-        if 'fault_point("' in line
-    }
-    used |= {"index-built", "tree-written"}  # passed to the snapshot as a callback
+    # fault_point("...") directly, or phase("...") where fault_point is passed as a callback
+    used = set(re.findall(r'(?:fault_point|phase)\("([a-z-]+)"\)', source))
     assert used == set(PHASES)
 
 

@@ -91,6 +91,14 @@ def init() -> None:
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the run.")
 @click.option("-m", "--message", help="A description kept in the run's commit message.")
 @click.option(
+    "--out",
+    "outs",
+    multiple=True,
+    metavar="PATH",
+    help="An artifact the command writes (a model, generated data): stored by DVC, "
+    "with its pointer file in the run.",
+)
+@click.option(
     "--no-record-failed",
     is_flag=True,
     help="Do not record the run when the command fails or is interrupted.",
@@ -104,6 +112,7 @@ def run(
     tags: tuple[str, ...],
     message: str | None,
     no_record_failed: bool,
+    outs: tuple[str, ...],
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND and record it as a run (without COMMAND: `dvc repro` if dvc.yaml exists).
@@ -126,6 +135,7 @@ def run(
         tags=tag_map,
         message=message,
         record_failed=not no_record_failed,
+        outs=outs,
     )
     outcome = run_experiment(_repo(), request, _warn)
     if outcome.commit:

@@ -20,26 +20,56 @@ DVC_YAML = "dvc.yaml"
 RESERVED_DIR = ".gitexp"  # the run record's place inside a run commit
 
 
+DEFAULT_MAX_FILE_BYTES = 10 * 1000 * 1000
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9}
+
+
 @dataclass(frozen=True)
 class Config:
     params_files: tuple[str, ...] = (DEFAULT_PARAMS_FILE,)
     metrics_files: tuple[str, ...] = (DEFAULT_METRICS_FILE,)
+    outs: tuple[str, ...] = ()  # artifacts every run stores in DVC's cache
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # larger files stop a run's capture
 
 
 def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
     params = [DEFAULT_PARAMS_FILE]
     metrics = [DEFAULT_METRICS_FILE]
+    outs: list[str] = []
+    max_bytes = DEFAULT_MAX_FILE_BYTES
     if config is not None:
         doc = yamlio.load(config, CONFIG_FILE) or {}
         if not isinstance(doc, dict):
             raise UsageError(f"{CONFIG_FILE}:1:1: the configuration must be a mapping")
         params = _paths(doc.get("params", params), "params")
         metrics = _paths(doc.get("metrics", metrics), "metrics")
+        outs = _paths(doc.get("outs", outs), "outs")
+        max_bytes = parse_size(doc.get("max_file_size", max_bytes))
     if dvc_yaml is not None:
         extra_params, extra_metrics = _from_dvc_yaml(yamlio.load(dvc_yaml, DVC_YAML))
         params += [p for p in extra_params if p not in params]
         metrics += [m for m in extra_metrics if m not in metrics]
-    return Config(params_files=tuple(params), metrics_files=tuple(metrics))
+    return Config(
+        params_files=tuple(params),
+        metrics_files=tuple(metrics),
+        outs=tuple(outs),
+        max_file_bytes=max_bytes,
+    )
+
+
+def parse_size(value: Any) -> int:
+    """10000000, '10MB', '1.5 GB' -> bytes."""
+    text = str(value).strip().lower().replace(" ", "")
+    number = text.rstrip("kmgb")
+    unit = text[len(number) :]
+    try:
+        if unit not in _UNITS:
+            raise ValueError
+        return int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise UsageError(
+            f"{CONFIG_FILE}: max_file_size '{value}' is not a size such as 10MB"
+        ) from None
 
 
 def load_config(read: Callable[[str], bytes | None]) -> Config:

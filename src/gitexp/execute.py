@@ -69,13 +69,9 @@ class LogCapture:
                 self.tail_size -= len(first)
                 self.dropped += len(first)
 
-    def save(self, path: Path) -> None:
-        with open(path, "wb") as fh:
-            fh.write(self.head)
-            if self.dropped:
-                fh.write(f"\n[gitexp: {self.dropped} bytes of output left out]\n".encode())
-            for chunk in self.tail:
-                fh.write(chunk)
+    def getvalue(self) -> bytes:
+        marker = f"\n[gitexp: {self.dropped} bytes of output left out]\n" if self.dropped else ""
+        return bytes(self.head) + marker.encode() + b"".join(self.tail)
 
 
 def find_executable(argv: Sequence[str], env: Mapping[str, str]) -> None:

@@ -4,6 +4,7 @@ temporary-index snapshots and atomic ref writes. No other module builds a git co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -241,47 +242,37 @@ class Repo:
 
     # --- objects -----------------------------------------------------------------------------
 
-    def write_blobs(self, paths: Iterable[Path]) -> list[str]:
-        """Write files as blobs with one process; returns their ids in order."""
-        listing = "".join(f"{p}\n" for p in paths).encode()
-        out = self.git(["hash-object", "-w", "--stdin-paths"], stdin=listing, write=True)
-        return out.stdout.decode().split()
-
-    def snapshot(
-        self,
-        extra: Mapping[str, str],
-        exclude: str,
-        on_phase: Callable[[str], None] = lambda _phase: None,
-    ) -> str:
-        """Write a tree of the working tree as it is on disk, tracked and untracked files
-        that git does not ignore, plus `extra` (path -> blob id). Returns the tree id.
-
-        Works on a temporary copy of the index, so the user's index is never written and
-        unchanged files are not hashed again.
-        """
+    def write_blob_data(self, files: Mapping[str, bytes]) -> dict[str, str]:
+        """Write contents as blobs with one git process; returns path -> blob id."""
+        if not files:
+            return {}
         tmp_dir = self.gitexp_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp_index = tmp_dir / f"index.{os.getpid()}"
+        temps = [tmp_dir / f"blob.{os.getpid()}.{i}" for i in range(len(files))]
+        try:
+            for temp, data in zip(temps, files.values(), strict=True):
+                temp.write_bytes(data)
+            listing = "".join(f"{t}\n" for t in temps).encode()
+            out = self.git(["hash-object", "-w", "--stdin-paths"], stdin=listing, write=True)
+        finally:
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+        return dict(zip(files, out.stdout.decode().split(), strict=True))
+
+    @contextlib.contextmanager
+    def temp_index(self) -> Iterator[TempIndex]:
+        """A copy of the index to build a run's tree in: the user's index is never written,
+        and files unchanged since the user's last `git add` are not hashed again."""
+        tmp_dir = self.gitexp_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        path = tmp_dir / f"index.{os.getpid()}"
         real_index = self.git_dir / "index"
         try:
             if real_index.exists():
-                shutil.copyfile(real_index, tmp_index)
-            env = {"GIT_INDEX_FILE": str(tmp_index)}
-            self.git(["add", "-A", "--", ".", f":(top,exclude){exclude}"], env=env, write=True)
-            if extra:
-                info = "".join(f"100644 {oid}\t{path}\n" for path, oid in extra.items())
-                self.git(
-                    ["update-index", "--add", "--index-info"],
-                    stdin=info.encode(),
-                    env=env,
-                    write=True,
-                )
-            on_phase("index-built")
-            tree = self.text(["write-tree"], env=env, write=True)
-            on_phase("tree-written")
-            return tree
+                shutil.copyfile(real_index, path)
+            yield TempIndex(self, path)
         finally:
-            tmp_index.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     def commit_tree(self, tree: str, parent: str, message: str, env: Mapping[str, str]) -> str:
         """A commit object; commit-tree runs no hooks, so user hooks never fire."""
@@ -291,6 +282,44 @@ class Repo:
 
     def batch_reader(self) -> BatchReader:
         return BatchReader(self.root)
+
+
+class TempIndex:
+    """The steps of building a tree of the working tree as it is on disk."""
+
+    def __init__(self, repo: Repo, path: Path) -> None:
+        self.repo = repo
+        self.env = {"GIT_INDEX_FILE": str(path)}
+
+    @staticmethod
+    def _pathspec(excludes: Iterable[str]) -> list[str]:
+        return ["--", ".", *(f":(top,exclude,literal){e}" for e in excludes)]
+
+    def changed_files(self, excludes: Iterable[str]) -> list[str]:
+        """Modified tracked files and untracked files that git does not ignore."""
+        out = self.repo.git(
+            ["ls-files", "-z", "-m", "-o", "--exclude-standard", *self._pathspec(excludes)],
+            env=self.env,
+        ).stdout
+        return sorted(set(iter_lines_z(out)))
+
+    def add_all(self, excludes: Iterable[str]) -> None:
+        """Tracked and untracked files as on disk; ignored files and `excludes` left out."""
+        self.repo.git(["add", "-A", *self._pathspec(excludes)], env=self.env, write=True)
+
+    def add_blobs(self, blobs: Mapping[str, str]) -> None:
+        """Put blobs (path -> id) at paths in the index, whatever is on disk there."""
+        if blobs:
+            info = "".join(f"100644 {oid}\t{path}\n" for path, oid in blobs.items())
+            self.repo.git(
+                ["update-index", "--add", "--index-info"],
+                stdin=info.encode(),
+                env=self.env,
+                write=True,
+            )
+
+    def write_tree(self) -> str:
+        return self.repo.text(["write-tree"], env=self.env, write=True)
 
 
 class BatchReader:

@@ -8,8 +8,7 @@ only params files that `-S` overrides, and those are journaled first and put bac
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
 import platform
 import socket
 from collections.abc import Callable, Sequence
@@ -19,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gitexp import __version__
-from gitexp.config import DVC_YAML, RESERVED_DIR, load_config
+from gitexp.capture import build_tree, normalise_out
+from gitexp.config import DVC_YAML, load_config
 from gitexp.errors import GitexpError, Interrupted, StateError, UsageError
 from gitexp.execute import (
     LogCapture,
@@ -50,6 +50,7 @@ class RunRequest:
     tags: dict[str, str] = field(default_factory=dict)
     message: str | None = None
     record_failed: bool = True
+    outs: tuple[str, ...] = ()  # artifacts for DVC, relative to the repository root
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,8 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
         raise StateError(f"{operation} is in progress: finish or abort it, then run again")
     command = resolve_command(repo, request.command)
     name = validate_name(request.name) if request.name else None
+    outs = tuple(normalise_out(repo.root, out) for out in request.outs)
+    request = dataclasses.replace(request, outs=outs)
     for key in request.tags:
         if not key or any(c.isspace() for c in key):
             raise UsageError(f"invalid tag name '{key}': use a name without spaces")
@@ -311,19 +314,9 @@ def _write_run_commit(
     base: str,
     author: str | None,
 ) -> str:
-    tmp = repo.gitexp_dir / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    record_file = tmp / f"record.{os.getpid()}.json"
-    log_file = tmp / f"log.{os.getpid()}"
-    try:
-        record_file.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-        log.save(log_file)
-        fault_point("dvc-commit")
-        record_blob, log_blob = repo.write_blobs([record_file, log_file])
-    finally:
-        record_file.unlink(missing_ok=True)
-        log_file.unlink(missing_ok=True)
-    tree = repo.snapshot({RECORD_PATH: record_blob, LOG_PATH: log_blob}, RESERVED_DIR, fault_point)
+    config = load_config(lambda p: read_workspace_file(repo, p))
+    outs = list(dict.fromkeys([*request.outs, *config.outs]))
+    tree = build_tree(repo, record, log, outs, config.max_file_bytes, fault_point).tree
     message = _commit_message(
         name, request, command, record["status"], record["exit_code"], record["duration"]
     )

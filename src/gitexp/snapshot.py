@@ -142,3 +142,22 @@ def parse_record(data: bytes) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def read_pointer_files(repo: Repo, target: Target, reader: BatchReader) -> dict[str, bytes]:
+    """The DVC pointer files (`*.dvc`, `dvc.lock`) of a revision or of the workspace."""
+    from gitexp.data import is_pointer_file
+
+    if target.rev is None:
+        listing = repo.git(["ls-files", "-z", "-c", "-o", "--exclude-standard"]).stdout
+    else:
+        listing = repo.git(["ls-tree", "-r", "-z", "--name-only", target.rev]).stdout
+    paths = [p for p in listing.decode("utf-8", "surrogateescape").split("\0") if p]
+    paths = sorted({p for p in paths if is_pointer_file(p)})
+    if target.rev is None:
+        found = {p: read_workspace_file(repo, p) for p in paths}
+    else:
+        found = dict(
+            zip(paths, reader.read_many([f"{target.rev}:{p}" for p in paths]), strict=True)
+        )
+    return {p: data for p, data in found.items() if data is not None}

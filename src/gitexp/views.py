@@ -15,11 +15,12 @@ from gitexp.compare import (
     value_of,
     visible_columns,
 )
+from gitexp.data import DataChange, collect, data_json, diff_data, dir_listing
 from gitexp.errors import UsageError
 from gitexp.git import Repo
 from gitexp.render import format_value, render_rows, to_json
 from gitexp.runs import list_runs, read_run_log
-from gitexp.snapshot import State, read_states, resolve_target
+from gitexp.snapshot import State, read_pointer_files, read_states, resolve_target
 
 
 def _entry_from_record(name: str, rev: str, record: dict[str, Any] | None) -> Entry:
@@ -138,15 +139,22 @@ def diff_output(repo: Repo, a: str, b: str, show_all: bool, fmt: str, precision:
     targets = [resolve_target(repo, a), resolve_target(repo, b)]
     with repo.batch_reader() as reader:
         old, new = read_states(repo, targets, reader)
+        pointers = [read_pointer_files(repo, t, reader) for t in targets]
     for state in (old, new):
         for message in state.errors.values():
             raise UsageError(f"{state.target.label}: {message}")
     sides = [{"params": s.params, "metrics": s.metrics} for s in (old, new)]
     changes = diff_sections(sides[0], sides[1], show_all)
+    data_changes = diff_data(
+        collect(pointers[0]),
+        collect(pointers[1]),
+        lambda digest: dir_listing(repo.root, digest),
+        show_all,
+    )
     if fmt == "json":
-        return to_json(diff_json(changes))
-    if not changes and fmt == "table":
-        return f"no differences in params or metrics between {a} and {b}"
+        return to_json({**diff_json(changes), "data": data_json(data_changes)})
+    if not changes and not data_changes and fmt == "table":
+        return f"no differences in params, metrics or data between {a} and {b}"
     headers = ["path", "key", a, b, "change", "change %"]
     rows = []
     for c in changes:
@@ -161,6 +169,29 @@ def diff_output(repo: Repo, a: str, b: str, show_all: bool, fmt: str, precision:
                 None if rel is None else f"{rel * 100:+.2f}%",
             ]
         )
+    parts = [render_rows(headers, rows, fmt, precision)] if rows else []
+    if data_changes:
+        parts.append(_data_table(data_changes, a, b, fmt, precision))
+    return "\n\n".join(parts)
+
+
+def _data_table(changes: Sequence[DataChange], a: str, b: str, fmt: str, precision: int) -> str:
+    rows = []
+    for c in changes:
+        files = None
+        if c.added is not None:
+            files = f"+{c.added} -{c.removed} ~{c.modified}"
+        rows.append(
+            [
+                c.path,
+                c.old.hash[:12] if c.old and fmt != "csv" else (c.old.hash if c.old else None),
+                c.new.hash[:12] if c.new and fmt != "csv" else (c.new.hash if c.new else None),
+                c.old.size if c.old else None,
+                c.new.size if c.new else None,
+                files,
+            ]
+        )
+    headers = ["data", f"{a} hash", f"{b} hash", f"{a} size", f"{b} size", "files"]
     return render_rows(headers, rows, fmt, precision)
 
 

@@ -1,0 +1,162 @@
+"""Building a run's tree: the workspace as the command left it, its outputs in DVC's cache
+with pointer files in the tree, and the run record and log at `.gitexp/`.
+
+All of it goes through a temporary index; the workspace is only read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitexp.config import RESERVED_DIR
+from gitexp.data import (
+    Committed,
+    DataEntry,
+    collect,
+    commit_outputs,
+    is_pointer_file,
+    pointer_text,
+)
+from gitexp.errors import StateError, UsageError
+from gitexp.execute import LogCapture
+from gitexp.git import Repo, TempIndex
+from gitexp.snapshot import LOG_PATH, RECORD_PATH
+
+Phase = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TreeResult:
+    tree: str
+    data: dict[str, dict[str, Any]]  # what the record says of the run's data
+
+
+def normalise_out(root: Path, out: str) -> str:
+    """An output path relative to the repository root, refused if it leaves it."""
+    full = (Path.cwd() / out).resolve() if not os.path.isabs(out) else Path(out).resolve()
+    try:
+        rel = full.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise UsageError(f"output '{out}' is outside the repository") from None
+    if rel in (".", "") or rel.split("/")[0] in (".git", ".dvc", RESERVED_DIR):
+        raise UsageError(f"output '{out}' cannot be tracked as an artifact")
+    return rel
+
+
+def check_large_files(
+    repo: Repo, index: TempIndex, excludes: Sequence[str], max_bytes: int
+) -> None:
+    """Stops the capture before any blob is written when a file git would store is too large
+    (row G7): large files belong in DVC."""
+    for rel in index.changed_files(excludes):
+        try:
+            size = os.lstat(repo.root / rel).st_size
+        except OSError:
+            continue
+        if size > max_bytes:
+            raise StateError(
+                f"{rel} is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:g} MB limit for files "
+                f"in git: track it with --out {rel} (or 'dvc add {rel}'), or add it to "
+                ".gitignore; the run was not recorded"
+            )
+
+
+def _workspace_pointers(repo: Repo, index: TempIndex) -> dict[str, bytes]:
+    out = repo.git(
+        ["ls-files", "-z", "-c", "-o", "--exclude-standard", "--", "*.dvc", "*dvc.lock"],
+        env=index.env,
+    ).stdout
+    pointers = {}
+    for rel in {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}:
+        if is_pointer_file(rel) and (repo.root / rel).is_file():
+            pointers[rel] = (repo.root / rel).read_bytes()
+    return pointers
+
+
+def _updated_pointer(original: bytes, entry: Committed) -> bytes:
+    """A `.dvc` file with one output's hash, size and file count brought up to date."""
+    import yaml
+
+    doc = yaml.safe_load(original)
+    for out in doc.get("outs", []):
+        if posixpath.basename(str(out.get("path"))) == posixpath.basename(entry.path):
+            out["md5"] = entry.hash
+            out["size"] = entry.size
+            out.pop("nfiles", None)
+            if entry.nfiles is not None:
+                out["nfiles"] = entry.nfiles
+            out.setdefault("hash", "md5")
+    return yaml.safe_dump(doc, sort_keys=False).encode()
+
+
+def _gitignore_with(repo: Repo, rel: str) -> tuple[str, bytes] | None:
+    """The `.gitignore` beside a new output, with the output added (None if already there)."""
+    directory, name = posixpath.split(rel)
+    path = posixpath.join(directory, ".gitignore") if directory else ".gitignore"
+    full = repo.root / path
+    text = full.read_text() if full.is_file() else ""
+    if f"/{name}" in text.splitlines():
+        return None
+    sep = "" if not text or text.endswith("\n") else "\n"
+    return path, f"{text}{sep}/{name}\n".encode()
+
+
+def data_blobs(
+    repo: Repo, index: TempIndex, outs: Sequence[str], phase: Phase
+) -> tuple[dict[str, bytes], dict[str, DataEntry]]:
+    """Commits outputs and changed DVC-tracked data to DVC's cache. Returns the files to put in
+    the run's tree (pointers, .gitignore entries) and every tracked path with its hash."""
+    pointers = _workspace_pointers(repo, index)
+    tracked = collect(pointers)
+    dvc_files = {e.path: e for e in tracked.values() if e.pointer.endswith(".dvc")}
+    present = [p for p in dvc_files if os.path.lexists(repo.root / p) and p not in outs]
+    files: dict[str, bytes] = {}
+    phase("dvc-commit")
+    if not outs and not present:
+        return files, tracked
+    for entry in commit_outputs(repo.root, [*outs, *present]):
+        known = dvc_files.get(entry.path)
+        if known is not None:
+            if known.hash != entry.hash:  # changed by the command, as `dvc commit` records it
+                files[known.pointer] = _updated_pointer(pointers[known.pointer], entry)
+            pointer = known.pointer
+        else:
+            pointer = f"{entry.path}.dvc"
+            files[pointer] = pointer_text(entry).encode()
+            ignore = _gitignore_with(repo, entry.path)
+            if ignore:
+                files[ignore[0]] = ignore[1]
+        tracked[entry.path] = DataEntry(entry.path, entry.hash, entry.size, entry.nfiles, pointer)
+    return files, tracked
+
+
+def build_tree(
+    repo: Repo,
+    record: dict[str, Any],
+    log: LogCapture,
+    outs: Sequence[str],
+    max_file_bytes: int,
+    phase: Phase,
+) -> TreeResult:
+    """The run's tree; `record` gets its `data` section here, before it is written."""
+    excludes = [RESERVED_DIR, *outs]
+    with repo.temp_index() as index:
+        check_large_files(repo, index, excludes, max_file_bytes)
+        files, tracked = data_blobs(repo, index, outs, phase)
+        data = {path: entry.as_json() for path, entry in sorted(tracked.items())}
+        record["data"] = data
+        files[RECORD_PATH] = (json.dumps(record, indent=2) + "\n").encode()
+        files[LOG_PATH] = log.getvalue()
+        blobs = repo.write_blob_data(files)
+        index.add_all(excludes)
+        index.add_blobs(blobs)
+        phase("index-built")
+        tree = index.write_tree()
+        phase("tree-written")
+    return TreeResult(tree=tree, data=data)

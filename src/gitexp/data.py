@@ -1,0 +1,228 @@
+"""Datasets and artifacts, through DVC: their pointers, their hashes, and DVC's cache.
+
+Two halves:
+- reading pointers (`*.dvc` files, `dvc.lock`) and `.dir` listings from the cache: plain YAML
+  and JSON, no DVC import, so `show` and `diff` stay fast;
+- committing a run's outputs to DVC's cache (`commit_outputs`): DVC is imported here only,
+  and its state cache means an unchanged dataset is not hashed again.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import posixpath
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitexp import yamlio
+from gitexp.errors import GitexpError, StateError, UsageError
+
+DVC_LOCK = "dvc.lock"
+
+
+@dataclass(frozen=True)
+class DataEntry:
+    """One DVC-tracked path as a pointer describes it."""
+
+    path: str  # relative to the repository root
+    hash: str  # an md5, ending in '.dir' for a directory
+    size: int | None
+    nfiles: int | None
+    pointer: str  # the file that holds the pointer: 'data.dvc' or 'dvc.lock'
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"hash": self.hash, "size": self.size}
+        if self.nfiles is not None:
+            data["nfiles"] = self.nfiles
+        return data
+
+
+def is_pointer_file(path: str) -> bool:
+    return path.endswith(".dvc") or posixpath.basename(path) == DVC_LOCK
+
+
+def parse_pointers(path: str, data: bytes) -> list[DataEntry]:
+    """The outputs a `.dvc` file, or the outputs and dependencies `dvc.lock`, point to."""
+    try:
+        doc = yamlio.load(data, path)
+    except GitexpError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    base = posixpath.dirname(path)
+    items: list[dict[str, Any]] = []
+    if posixpath.basename(path) == DVC_LOCK:
+        for stage in (doc.get("stages") or {}).values():
+            if isinstance(stage, dict):
+                items += [i for i in (stage.get("outs") or []) + (stage.get("deps") or [])]
+    else:
+        items = list(doc.get("outs") or [])
+    entries = {}
+    for item in items:
+        if not isinstance(item, dict) or "path" not in item:
+            continue
+        digest = item.get("md5") or item.get("etag") or item.get("checksum")
+        if not digest:
+            continue
+        rel = posixpath.normpath(posixpath.join(base, str(item["path"])))
+        entries[rel] = DataEntry(
+            path=rel,
+            hash=str(digest),
+            size=item.get("size"),
+            nfiles=item.get("nfiles"),
+            pointer=path,
+        )
+    return list(entries.values())
+
+
+def collect(pointer_files: Mapping[str, bytes]) -> dict[str, DataEntry]:
+    """Every tracked path of a revision or workspace, from its pointer files' contents."""
+    found: dict[str, DataEntry] = {}
+    for path in sorted(pointer_files):
+        for entry in parse_pointers(path, pointer_files[path]):
+            found.setdefault(entry.path, entry)
+    return found
+
+
+# --- the local cache, read without DVC ---------------------------------------------------------
+
+
+def cache_dir(root: Path) -> Path:
+    """DVC's local cache directory: `.dvc/cache` unless `.dvc/config(.local)` says otherwise."""
+    directory = root / ".dvc" / "cache"
+    for name in ("config", "config.local"):
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read(root / ".dvc" / name)
+        except configparser.Error:
+            continue
+        value = parser.get("cache", "dir", fallback=None)
+        if value:
+            candidate = Path(value.strip().strip("'\""))
+            directory = candidate if candidate.is_absolute() else root / ".dvc" / candidate
+    return directory
+
+
+def cache_path(root: Path, digest: str) -> Path:
+    return cache_dir(root) / "files" / "md5" / digest[:2] / digest[2:]
+
+
+def read_cached(root: Path, digest: str) -> bytes | None:
+    try:
+        return cache_path(root, digest).read_bytes()
+    except OSError:
+        return None
+
+
+def dir_listing(root: Path, digest: str) -> dict[str, str] | None:
+    """{relpath: md5} of a directory object, or None when it is not in the local cache."""
+    data = read_cached(root, digest)
+    if data is None:
+        return None
+    try:
+        return {item["relpath"]: item["md5"] for item in json.loads(data)}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class DataChange:
+    path: str
+    old: DataEntry | None
+    new: DataEntry | None
+    added: int | None = None  # for directories whose listings are in the cache
+    removed: int | None = None
+    modified: int | None = None
+
+
+def diff_data(
+    old: Mapping[str, DataEntry],
+    new: Mapping[str, DataEntry],
+    listing: Callable[[str], dict[str, str] | None],
+    show_all: bool = False,
+) -> list[DataChange]:
+    changes = []
+    for path in sorted(set(old) | set(new)):
+        a, b = old.get(path), new.get(path)
+        if not show_all and a and b and a.hash == b.hash:
+            continue
+        counts: dict[str, int | None] = {}
+        if a and b and a.hash.endswith(".dir") and b.hash.endswith(".dir"):
+            la, lb = listing(a.hash), listing(b.hash)
+            if la is not None and lb is not None:
+                counts = {
+                    "added": len(lb.keys() - la.keys()),
+                    "removed": len(la.keys() - lb.keys()),
+                    "modified": sum(1 for k in la.keys() & lb.keys() if la[k] != lb[k]),
+                }
+        changes.append(DataChange(path, a, b, **counts))
+    return changes
+
+
+def data_json(changes: Iterable[DataChange]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for c in changes:
+        item: dict[str, Any] = {
+            "old": c.old.as_json() if c.old else None,
+            "new": c.new.as_json() if c.new else None,
+        }
+        if c.added is not None:
+            item.update(added=c.added, removed=c.removed, modified=c.modified)
+        out[c.path] = item
+    return out
+
+
+# --- committing outputs (imports DVC) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Committed:
+    path: str
+    hash: str
+    size: int | None
+    nfiles: int | None
+
+
+def commit_outputs(root: Path, paths: Iterable[str]) -> list[Committed]:
+    """Hashes each path (DVC's state cache skips unchanged files) and copies its content into
+    DVC's local cache, as `dvc commit` does, without touching the workspace."""
+    paths = list(paths)
+    if not paths:
+        return []
+    if not (root / ".dvc").is_dir():
+        raise UsageError("DVC is not set up in this repository: run 'gitexp init' first")
+    from dvc.fs import localfs
+    from dvc.repo import Repo as DvcRepo
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.transfer import transfer
+
+    results = []
+    with DvcRepo(os.fspath(root)) as dvc:
+        odb = dvc.cache.local
+        for rel in paths:
+            full = os.fspath(root / rel)
+            if not os.path.lexists(full):
+                raise StateError(f"output '{rel}' does not exist after the command ran")
+            try:
+                staging, meta, obj = build(odb, full, localfs, "md5", ignore=dvc.dvcignore)
+                transfer(staging, odb, {obj.hash_info}, shallow=False, hardlink=False)
+            except OSError as exc:
+                raise StateError(f"could not store '{rel}' in DVC's cache: {exc}") from exc
+            nfiles = meta.nfiles if meta.isdir else None
+            results.append(Committed(rel, str(obj.hash_info.value), meta.size, nfiles))
+    return results
+
+
+def pointer_text(entry: Committed) -> str:
+    """A `.dvc` file for one output, in DVC 3's format."""
+    lines = ["outs:", f"- md5: {entry.hash}"]
+    if entry.size is not None:
+        lines.append(f"  size: {entry.size}")
+    if entry.nfiles is not None:
+        lines.append(f"  nfiles: {entry.nfiles}")
+    lines += ["  hash: md5", f"  path: {yamlio.dump_inline(posixpath.basename(entry.path))}"]
+    return "\n".join(lines) + "\n"
