@@ -22,8 +22,27 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# DVC's cache (checked on its own: additions only) and its scratch space.
+DVC_OWN = frozenset({".dvc/cache", ".dvc/tmp"})
+
+
+def dvc_cache(repo: Path) -> dict[str, str]:
+    """Cache objects by path, each rehashed: an object must match its name (§3.0 item 6)."""
+    objects = {}
+    root = repo / ".dvc" / "cache" / "files" / "md5"
+    for path in root.rglob("*") if root.exists() else []:
+        if path.is_file():
+            digest = hashlib.md5(path.read_bytes()).hexdigest()
+            name = path.parent.name + path.name.removesuffix(".dir")
+            if not path.name.endswith(".dir"):
+                assert digest == name, f"corrupt DVC cache object {path}"
+            objects[str(path.relative_to(root))] = digest
+    return objects
+
+
 def worktree_state(repo: Path, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
     """Every path but .git/, untracked and ignored included: type, mode and content hash."""
+    exclude = exclude | DVC_OWN
     found: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(repo):
         rel_dir = os.path.relpath(dirpath, repo)
@@ -55,6 +74,7 @@ class Snapshot:
     stash: str
     reflog_counts: tuple[int, int]
     config: str
+    dvc_cache: dict[str, str]
 
 
 def take(repo: Path, outputs: frozenset[str] = frozenset()) -> Snapshot:
@@ -83,6 +103,7 @@ def take(repo: Path, outputs: frozenset[str] = frozenset()) -> Snapshot:
         stash=_git(repo, "stash", "list"),
         reflog_counts=counts,
         config="".join(_sha(p.read_bytes()) if p.exists() else "-" for p in configs),
+        dvc_cache=dvc_cache(repo),
     )
 
 
@@ -104,6 +125,7 @@ def assert_untouched(
     assert after.stash == before.stash
     assert after.reflog_counts == before.reflog_counts
     assert after.config == before.config
+    assert before.dvc_cache.items() <= after.dvc_cache.items(), "DVC cache objects changed"
     changed = {k for k in before.refs if after.refs.get(k) != before.refs[k]}
     assert not changed, f"refs changed: {changed}"
     added = new_runs(before, after)

@@ -38,6 +38,7 @@ def test_two_runs_json(two_runs: Path, gitexp) -> None:
                 "loss": {"old": 0.2, "new": 0.8, "diff": 0.6},
             }
         },
+        "data": {},
     }
 
 
@@ -70,7 +71,7 @@ def test_any_git_revisions_and_run_suffixes(two_runs: Path, gitexp) -> None:
     got = diff_of(gitexp, "main", "high")
     assert got["params"]["params.yaml"]["train.lr"] == {"old": 0.1, "new": 0.4}
     assert got["metrics"]["metrics.json"]["acc"]["old"] is None  # main has no metrics
-    assert diff_of(gitexp, "high~1", "v1") == {"params": {}, "metrics": {}}
+    assert diff_of(gitexp, "high~1", "v1") == {"params": {}, "metrics": {}, "data": {}}
     sha = git(two_runs, "rev-parse", "refs/runs/low")
     assert diff_of(gitexp, sha[:10], "high") == diff_of(gitexp, "low", "high")
 

@@ -205,8 +205,10 @@ def diff(
     """
     from gitexp.views import diff_output
 
-    click.echo(diff_output(_repo(), a or "HEAD", b or "workspace", show_all, fmt or "table",
-                           precision))  # fmt: skip
+    text = diff_output(
+        _repo(), a or "HEAD", b or "workspace", show_all, fmt or "table", precision, _warn
+    )
+    click.echo(text)
 
 
 @cli.command()

@@ -200,6 +200,8 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
     command = resolve_command(repo, request.command)
     name = validate_name(request.name) if request.name else None
     outs = tuple(normalise_out(repo.root, out) for out in request.outs)
+    if outs and not (repo.root / ".dvc").is_dir():
+        raise UsageError("--out needs DVC in this repository: run 'gitexp init' first")
     request = dataclasses.replace(request, outs=outs)
     for key in request.tags:
         if not key or any(c.isspace() for c in key):

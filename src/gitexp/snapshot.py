@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.config import RESERVED_DIR, load_config
+from gitexp.data import DVC_LOCK, collect, is_pointer_file, read_cached
 from gitexp.errors import GitexpError, UsageError
 from gitexp.git import BatchReader, Repo
 from gitexp.metrics import load_metrics
@@ -42,6 +43,7 @@ class State:
     params: dict[str, Flat] = field(default_factory=dict)
     metrics: dict[str, Flat] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # files that could not be read here
     record: dict[str, Any] | None = None
 
 
@@ -120,6 +122,19 @@ def read_states(repo: Repo, targets: Sequence[Target], reader: BatchReader) -> l
         files.append((params, metrics))
 
     contents = read_paths([p + m for p, m in files])
+    # Files that DVC keeps in its cache are not in git: find them through their pointers.
+    missing = [[p for p in found if found[p] is None] for found in contents]
+    if any(missing):
+        pointer_paths = [[DVC_LOCK, *(f"{p}.dvc" for p in paths)] for paths in missing]
+        for state, found, pointers in zip(states, contents, read_paths(pointer_paths), strict=True):
+            tracked = collect({k: v for k, v in pointers.items() if v is not None})
+            for path in [p for p in found if found[p] is None and p in tracked]:
+                found[path] = read_cached(repo.root, tracked[path].hash)
+                if found[path] is None:
+                    state.notes[path] = (
+                        f"{path} is kept by DVC and its content is not in the local cache "
+                        "(fetch it with 'dvc pull' or 'gitexp pull')"
+                    )
     for state, (params, metrics), found in zip(states, files, contents, strict=True):
         for path in params:
             if found[path] is not None:
@@ -146,8 +161,6 @@ def parse_record(data: bytes) -> dict[str, Any] | None:
 
 def read_pointer_files(repo: Repo, target: Target, reader: BatchReader) -> dict[str, bytes]:
     """The DVC pointer files (`*.dvc`, `dvc.lock`) of a revision or of the workspace."""
-    from gitexp.data import is_pointer_file
-
     if target.rev is None:
         listing = repo.git(["ls-files", "-z", "-c", "-o", "--exclude-standard"]).stdout
     else:

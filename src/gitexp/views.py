@@ -3,7 +3,7 @@ the pure computations of compare.py, then render.py."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ def _entry_from_record(name: str, rev: str, record: dict[str, Any] | None) -> En
 
 def _entry_from_state(state: State) -> Entry:
     target = state.target
+    notes = {f"{path} (not read)": note for path, note in state.notes.items()}
     return Entry(
         name=target.label,
         rev=target.rev or "workspace",
@@ -50,7 +51,7 @@ def _entry_from_state(state: State) -> Entry:
         duration=None,
         params=state.params,
         metrics=state.metrics,
-        errors=state.errors,
+        errors={**state.errors, **notes},
     )
 
 
@@ -135,7 +136,15 @@ def show_output(
     return render_rows(headers, rows, fmt, precision)
 
 
-def diff_output(repo: Repo, a: str, b: str, show_all: bool, fmt: str, precision: int) -> str:
+def diff_output(
+    repo: Repo,
+    a: str,
+    b: str,
+    show_all: bool,
+    fmt: str,
+    precision: int,
+    warn: Callable[[str], None],
+) -> str:
     targets = [resolve_target(repo, a), resolve_target(repo, b)]
     with repo.batch_reader() as reader:
         old, new = read_states(repo, targets, reader)
@@ -143,6 +152,8 @@ def diff_output(repo: Repo, a: str, b: str, show_all: bool, fmt: str, precision:
     for state in (old, new):
         for message in state.errors.values():
             raise UsageError(f"{state.target.label}: {message}")
+        for message in state.notes.values():
+            warn(f"{state.target.label}: {message}")
     sides = [{"params": s.params, "metrics": s.metrics} for s in (old, new)]
     changes = diff_sections(sides[0], sides[1], show_all)
     data_changes = diff_data(
