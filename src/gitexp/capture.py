@@ -155,6 +155,12 @@ def build_tree(
         files[LOG_PATH] = log.getvalue()
         blobs = repo.write_blob_data(files)
         index.add_all(excludes)
+        if outs:  # an output that git tracked before is now DVC's: only its pointer stays
+            repo.git(
+                ["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *outs],
+                env=index.env,
+                write=True,
+            )
         index.add_blobs(blobs)
         phase("index-built")
         tree = index.write_tree()

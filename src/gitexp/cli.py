@@ -231,6 +231,101 @@ def remove(runs: tuple[str, ...]) -> None:
         click.echo(f"removed run '{name}'")
 
 
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.option("--force", is_flag=True, help="Save uncommitted changes as a run, then go ahead.")
+def checkout(run_name: str, force: bool) -> None:
+    """Make the workspace the run: HEAD detached at its commit, its data checked out."""
+    from gitexp.workspace import checkout as checkout_run
+
+    commit = checkout_run(_repo(), run_name, force, _warn)
+    click.echo(f"HEAD is now at {commit[:10]} ({run_name}); 'git switch -' goes back")
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.option("--force", is_flag=True, help="Save uncommitted changes as a run, then go ahead.")
+def apply(run_name: str, force: bool) -> None:
+    """Bring a run's code, params and data into the workspace as uncommitted changes."""
+    from gitexp.workspace import apply as apply_run
+
+    changed = apply_run(_repo(), run_name, force, _warn)
+    click.echo(f"applied {run_name}: {len(changed)} file(s) changed; review them with 'git diff'")
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.argument("branch_name", metavar="BRANCH")
+def branch(run_name: str, branch_name: str) -> None:
+    """Create BRANCH at the run (its code and params, without the run record)."""
+    from gitexp.workspace import branch as branch_run
+
+    commit = branch_run(_repo(), run_name, branch_name)
+    click.echo(f"created branch '{branch_name}' at {commit[:10]}: git push -u origin {branch_name}")
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Largest relative difference of a metric that still counts as the same.",
+)
+@click.option("--keep", is_flag=True, help="Keep the worktree the run was repeated in.")
+@output_options
+def reproduce(run_name: str, tolerance: float, keep: bool, fmt: str | None, precision: int) -> None:
+    """Re-run RUN in a separate worktree of its commit and compare its metrics.
+
+    Exits 0 when every metric matches (within --tolerance), 1 when they differ.
+    """
+    from gitexp.reproduce import reproduce as reproduce_run
+    from gitexp.views import reproduce_output
+
+    result = reproduce_run(_repo(), run_name, tolerance, keep, _warn)
+    click.echo(reproduce_output(result, fmt or "table", precision))
+    sys.exit(0 if result.reproduced else 1)
+
+
+@cli.command()
+@click.argument("remote", required=False, default="origin")
+@click.argument("runs", nargs=-1, metavar="[RUN]...")
+@click.option("--all", "all_runs", is_flag=True, help="Push every run (the default).")
+@click.option("--no-data", is_flag=True, help="Push refs only, not the data of the runs.")
+def push(remote: str, runs: tuple[str, ...], all_runs: bool, no_data: bool) -> None:
+    """Push runs: their data to the DVC remote, then their refs to REMOTE (default origin)."""
+    from gitexp.remote import push as push_runs
+
+    result = push_runs(_repo(), remote, () if all_runs else runs, not no_data, _progress)
+    click.echo(f"pushed {len(result.runs)} run(s) and {result.objects} data object(s)")
+
+
+@cli.command()
+@click.argument("remote", required=False, default="origin")
+@click.argument("runs", nargs=-1, metavar="[RUN]...")
+@click.option("--all", "all_runs", is_flag=True, help="Pull every run (the default).")
+@click.option("--no-data", is_flag=True, help="Fetch refs only, not the data of the runs.")
+def pull(remote: str, runs: tuple[str, ...], all_runs: bool, no_data: bool) -> None:
+    """Fetch runs from REMOTE (default origin) and their data from the DVC remote.
+
+    A local run is never overwritten: a run of the same name that differs is reported.
+    """
+    from gitexp.remote import pull as pull_runs
+
+    result = pull_runs(_repo(), remote, () if all_runs else runs, not no_data, _progress)
+    for name in result.conflicts:
+        _warn(f"run '{name}' differs from {remote}'s; kept the local one")
+    click.echo(
+        f"pulled {len(result.created)} new run(s), {len(result.unchanged)} already here, "
+        f"{result.objects} data object(s)"
+    )
+
+
+def _progress(message: str) -> None:
+    click.echo(f"gitexp: {message}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a documented exit code."""
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp import yamlio
-from gitexp.errors import GitexpError, StateError, UsageError
+from gitexp.errors import GitexpError, RemoteError, StateError, UsageError
 
 DVC_LOCK = "dvc.lock"
 
@@ -226,3 +226,96 @@ def pointer_text(entry: Committed) -> str:
         lines.append(f"  nfiles: {entry.nfiles}")
     lines += ["  hash: md5", f"  path: {yamlio.dump_inline(posixpath.basename(entry.path))}"]
     return "\n".join(lines) + "\n"
+
+
+def current_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
+    """The hash each existing path has on disk now (DVC's state cache makes this cheap for
+    unchanged data); nothing is written to the cache."""
+    paths = [p for p in paths if os.path.lexists(root / p)]
+    if not paths:
+        return {}
+    from dvc.fs import localfs
+    from dvc.repo import Repo as DvcRepo
+    from dvc_data.hashfile.build import build
+
+    with DvcRepo(os.fspath(root)) as dvc:
+        odb = dvc.cache.local
+        found = {}
+        for rel in paths:
+            _, _, obj = build(
+                odb, os.fspath(root / rel), localfs, "md5", ignore=dvc.dvcignore, dry_run=True
+            )
+            found[rel] = str(obj.hash_info.value)
+    return found
+
+
+def _no_remote(exc: Exception) -> RemoteError:
+    return RemoteError(
+        "no DVC remote is configured: add one with 'dvc remote add -d NAME URL'"
+        f" ({str(exc).splitlines()[0]})"
+    )
+
+
+def checkout_data(root: Path, remote: str | None = None) -> None:
+    """Puts the data that the workspace's pointers name on disk, fetching what the local
+    cache lacks from the DVC remote."""
+    if not (root / ".dvc").is_dir():
+        return
+    from dvc.config import NoRemoteError
+    from dvc.exceptions import CheckoutError
+    from dvc.repo import Repo as DvcRepo
+
+    with DvcRepo(os.fspath(root)) as dvc:
+        try:
+            dvc.checkout(force=True)
+        except CheckoutError as exc:
+            try:
+                dvc.fetch(remote=remote)
+            except NoRemoteError as no_remote:
+                missing = ", ".join(str(t) for t in exc.target_infos) or "some data"
+                raise StateError(
+                    f"{missing} is not in the local DVC cache and no DVC remote is configured: "
+                    "run 'gitexp pull' from a repository that has it"
+                ) from no_remote
+            except Exception as fetch_error:  # DVC raises many kinds for a remote it cannot read
+                raise RemoteError(f"could not fetch data: {fetch_error}") from fetch_error
+            try:
+                dvc.checkout(force=True)
+            except CheckoutError as again:
+                raise StateError(
+                    f"data is missing from the DVC remote too: {again}".splitlines()[0]
+                ) from again
+
+
+def transfer_objects(
+    root: Path, digests: Iterable[str], push: bool, remote: str | None = None
+) -> int:
+    """Copies objects (and the files of directory objects) between the local cache and the
+    DVC remote: to it when `push`, from it otherwise. Returns how many were copied."""
+    digests = sorted(set(digests))
+    if not digests:
+        return 0
+    if not (root / ".dvc").is_dir():
+        raise StateError("DVC is not set up in this workspace (no .dvc/): check out a branch")
+    from dvc.config import NoRemoteError
+    from dvc.repo import Repo as DvcRepo
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    with DvcRepo(os.fspath(root)) as dvc:
+        try:
+            remote_odb = dvc.cloud.get_remote_odb(remote, "push" if push else "fetch")
+        except NoRemoteError as exc:
+            raise _no_remote(exc) from exc
+        local = dvc.cache.local
+        source, dest = (local, remote_odb) if push else (remote_odb, local)
+        oids = {HashInfo("md5", d) for d in digests}
+        try:
+            result = transfer(source, dest, oids, jobs=4, shallow=False, hardlink=False)
+        except Exception as exc:  # network, permissions, missing bucket: all one remote error
+            raise RemoteError(f"could not copy data {'to' if push else 'from'} the DVC "
+                              f"remote: {exc}".splitlines()[0]) from exc  # fmt: skip
+    if result.failed:
+        names = ", ".join(sorted(h.value for h in result.failed)[:5])
+        raise RemoteError(f"could not copy {len(result.failed)} object(s): {names}")
+    return len(result.transferred)

@@ -291,9 +291,21 @@ class TempIndex:
         self.repo = repo
         self.env = {"GIT_INDEX_FILE": str(path)}
 
-    @staticmethod
-    def _pathspec(excludes: Iterable[str]) -> list[str]:
-        return ["--", ".", *(f":(top,exclude,literal){e}" for e in excludes)]
+    def _pathspec(self, excludes: Iterable[str]) -> list[str]:
+        # git add fails on an exclude pathspec that names an ignored file, so those (which
+        # add -A leaves out anyway) are not passed.
+        excludes = list(excludes)
+        ignored = set()
+        if excludes:
+            proc = self.repo.git(
+                ["check-ignore", "-z", "--no-index", "--stdin"],
+                stdin="".join(f"{e}\0" for e in excludes).encode(),
+                env=self.env,
+                check=False,
+            )
+            ignored = set(iter_lines_z(proc.stdout))
+        kept = [e for e in excludes if e not in ignored]
+        return ["--", ".", *(f":(top,exclude,literal){e}" for e in kept)]
 
     def changed_files(self, excludes: Iterable[str]) -> list[str]:
         """Modified tracked files and untracked files that git does not ignore."""

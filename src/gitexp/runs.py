@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,6 +52,7 @@ class RunRequest:
     message: str | None = None
     record_failed: bool = True
     outs: tuple[str, ...] = ()  # artifacts for DVC, relative to the repository root
+    reproduces: str | None = None  # the run this one re-runs (gitexp reproduce)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def _read_results(repo: Repo, override_files: Sequence[str], warn: Warn) -> dict
 
 def _commit_message(name: str, request: RunRequest, command: Sequence[str], status: str,
                     exit_code: int, duration: float) -> str:  # fmt: skip
-    summary = f"run {name}: {' '.join(command)}"
+    summary = f"run {name}: {' '.join(command) or '(workspace saved)'}"
     if len(summary) > 72:
         summary = summary[:69] + "..."
     body = f"{request.message.strip()}\n\n" if request.message else ""
@@ -278,32 +280,105 @@ def _run_and_record(
         _finish(repo, journal, plan, warn)
         return RunOutcome(name=name, commit=None, status=status, exit_code=exit_code)
 
-    results = _read_results(repo, list(plan), warn)
-    record = {
+    record = _new_record(
+        name=name,
+        command=command,
+        status=status,
+        exit_code=result.exit_code,
+        started=result.started,
+        ended=result.ended,
+        base=base,
+        branch=branch,
+        author=author,
+        request=request,
+        results=_read_results(repo, list(plan), warn),
+    )
+    record["interrupted_by"] = result.interrupted_by
+    record["cwd"] = Path.cwd().resolve().relative_to(repo.root.resolve()).as_posix()
+    commit = _write_run_commit(repo, name, record, log, request, command, base, author)
+    _finish(repo, journal, plan, warn)
+    return RunOutcome(name=name, commit=commit, status=status, exit_code=exit_code)
+
+
+def _new_record(
+    *,
+    name: str,
+    command: Sequence[str],
+    status: str,
+    exit_code: int | None,
+    started: float,
+    ended: float,
+    base: str,
+    branch: str | None,
+    author: str | None,
+    request: RunRequest,
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    return {
         "version": RECORD_VERSION,
         "name": name,
         "command": list(command),
         "status": status,
-        "exit_code": result.exit_code,
-        "interrupted_by": result.interrupted_by,
-        "started": iso_time(result.started),
-        "ended": iso_time(result.ended),
-        "duration": round(result.duration, 3),
+        "exit_code": exit_code,
+        "started": iso_time(started),
+        "ended": iso_time(ended),
+        "duration": round(ended - started, 3),
         "base": base,
         "branch": branch,
         "author": author or "{} <{}>".format(*FALLBACK_IDENTITY),
         "host": socket.gethostname(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "packages": installed_packages(),
         "gitexp": __version__,
         "overrides": list(request.overrides),
+        "outs": list(request.outs),
         "tags": dict(request.tags),
         "message": request.message,
+        "reproduces": request.reproduces,
         **results,
     }
-    commit = _write_run_commit(repo, name, record, log, request, command, base, author)
-    _finish(repo, journal, plan, warn)
-    return RunOutcome(name=name, commit=commit, status=status, exit_code=exit_code)
+
+
+def installed_packages() -> dict[str, str]:
+    """Distributions of the Python that runs gitexp, read from their metadata."""
+    from importlib import metadata
+
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name.lower()] = dist.version
+    return dict(sorted(found.items()))
+
+
+def save_workspace(repo: Repo, reason: str, warn: Warn) -> str:
+    """Records the workspace as it is as a run with status 'saved', so that an operation that
+    overwrites files (checkout --force, apply --force) never loses work. Returns its name."""
+    base = repo.head()
+    if base is None:
+        raise StateError("this repository has no commit yet: make a first commit first")
+    existing, _ = run_names(repo)
+    name = time.strftime("saved-%Y%m%d-%H%M%S")
+    if name.lower() in {n.lower() for n in existing}:
+        name = generate_name(existing).replace("-", "-saved-", 1)
+    now = time.time()
+    request = RunRequest(command=(), name=name, message=reason)
+    record = _new_record(
+        name=name,
+        command=(),
+        status="saved",
+        exit_code=None,
+        started=now,
+        ended=now,
+        base=base,
+        branch=repo.text(["symbolic-ref", "-q", "HEAD"], check=False) or None,
+        author=repo.author_ident(),
+        request=request,
+        results=_read_results(repo, [], lambda _msg: None),
+    )
+    _write_run_commit(repo, name, record, LogCapture(), request, (), base, repo.author_ident())
+    return name
 
 
 def _write_run_commit(

@@ -18,6 +18,7 @@ from gitexp.compare import (
 from gitexp.data import DataChange, collect, data_json, diff_data, dir_listing
 from gitexp.errors import UsageError
 from gitexp.git import Repo
+from gitexp.metrics import delta
 from gitexp.render import format_value, render_rows, to_json
 from gitexp.runs import list_runs, read_run_log
 from gitexp.snapshot import State, read_pointer_files, read_states, resolve_target
@@ -240,3 +241,38 @@ def log_output(repo: Repo, name: str, fmt: str, precision: int) -> str:
         if not text.endswith("\n"):
             text += "\n"
     return text
+
+
+def reproduce_output(result: Any, fmt: str, precision: int) -> str:
+    """Old and new metrics side by side, the environment differences, and the verdict."""
+    rows = [
+        [c.path, c.key, c.old, c.new, delta(c.old, c.new), "ok" if c.matches else "differs"]
+        for c in result.checks
+    ]
+    verdict = "reproduced" if result.reproduced else "differs"
+    if fmt == "json":
+        return to_json(
+            {
+                "verdict": verdict,
+                "original": result.original,
+                "run": result.outcome.name,
+                "status": result.outcome.status,
+                "metrics": [
+                    dict(zip(["path", "key", "old", "new", "diff", "result"], r, strict=True))
+                    for r in rows
+                ],  # fmt: skip
+                "environment": [
+                    {"what": w, "recorded": a, "now": b} for w, a, b in result.environment
+                ],
+                "worktree": str(result.worktree) if result.worktree else None,
+            }
+        )
+    headers = ["path", "metric", result.original, result.outcome.name, "change", "result"]
+    parts = [render_rows(headers, rows, fmt, precision)] if rows else ["no metrics to compare"]
+    if result.environment and not result.reproduced:
+        env_rows = [[w, a, b] for w, a, b in result.environment]
+        parts.append(render_rows(["environment", "recorded", "now"], env_rows, fmt, precision))
+    if result.worktree:
+        parts.append(f"worktree kept at {result.worktree}")
+    parts.append(f"{verdict}: {result.outcome.name} re-ran {result.original}")
+    return "\n\n".join(parts)

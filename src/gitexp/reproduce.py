@@ -1,0 +1,162 @@
+"""`gitexp reproduce`: re-run a recorded run in a separate worktree of its commit and say
+whether its metrics come out the same.
+
+The user's workspace is never touched: the re-run happens in a temporary `git worktree` with
+the run's code and params exactly as they ran, and its data checked out from DVC's cache (the
+worktree shares the repository's cache) or the DVC remote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitexp.data import cache_dir, checkout_data
+from gitexp.errors import UsageError
+from gitexp.git import Repo
+from gitexp.metrics import is_number
+from gitexp.runs import RunOutcome, RunRequest, run_experiment
+from gitexp.snapshot import read_states, resolve_target
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    path: str
+    key: str
+    old: Any
+    new: Any
+    matches: bool
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    original: str
+    outcome: RunOutcome
+    checks: list[MetricCheck]
+    environment: list[tuple[str, Any, Any]]  # (what, recorded, now) that differ
+    worktree: Path | None  # kept with --keep
+
+    @property
+    def reproduced(self) -> bool:
+        return self.outcome.status == "success" and all(c.matches for c in self.checks)
+
+
+def close_enough(old: Any, new: Any, tolerance: float) -> bool:
+    """Equal within a relative tolerance for numbers (0 means exactly), equal otherwise."""
+    if is_number(old) and is_number(new):
+        if isinstance(old, float) and isinstance(new, float) and math.isnan(old):
+            return math.isnan(new)
+        if old == new:
+            return True
+        return abs(new - old) <= tolerance * max(abs(old), abs(new))
+    return type(old) is type(new) and old == new
+
+
+def compare_metrics(
+    old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], tolerance: float
+) -> list[MetricCheck]:
+    checks = []
+    for path in sorted(set(old) | set(new)):
+        a, b = old.get(path, {}), new.get(path, {})
+        for key in dict.fromkeys([*a, *b]):
+            matches = key in a and key in b and close_enough(a[key], b[key], tolerance)
+            checks.append(MetricCheck(path, key, a.get(key), b.get(key), matches))
+    return checks
+
+
+def environment_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    changes = [
+        (field, old.get(field), new.get(field))
+        for field in ("python", "platform")
+        if old.get(field) != new.get(field)
+    ]
+    before, after = old.get("packages") or {}, new.get("packages") or {}
+    for name in sorted(set(before) | set(after)):
+        if before.get(name) != after.get(name):
+            changes.append((f"package {name}", before.get(name), after.get(name)))
+    return changes
+
+
+@contextlib.contextmanager
+def _worktree(repo: Repo, rev: str, keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="gitexp-reproduce-"))
+    repo.git(["worktree", "add", "-q", "--detach", str(path), rev], write=True)
+    try:
+        _share_dvc_cache(repo.root, path)
+        yield path
+    finally:
+        if not keep:
+            repo.git(["worktree", "remove", "--force", str(path)], write=True, check=False)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _share_dvc_cache(root: Path, worktree: Path) -> None:
+    """The worktree uses the repository's DVC cache (and local DVC config, such as remote
+    credentials), so data already there is not copied or fetched again."""
+    if not (worktree / ".dvc").is_dir():
+        return
+    local = root / ".dvc" / "config.local"
+    text = local.read_text() if local.exists() else ""
+    if "[cache]" not in text:
+        text += f"\n[cache]\n    dir = {cache_dir(root).resolve()}\n"
+    (worktree / ".dvc" / "config.local").write_text(text)
+
+
+def reproduce(repo: Repo, spec: str, tolerance: float, keep: bool, warn: Warn) -> Reproduction:
+    if tolerance < 0:
+        raise UsageError("--tolerance must be zero or more (a relative difference, e.g. 0.01)")
+    target = resolve_target(repo, spec)
+    with repo.batch_reader() as reader:
+        (state,) = read_states(repo, [target], reader)
+    record = state.record
+    if target.rev is None or record is None or not target.run:
+        raise UsageError(f"'{spec}' is not a run: see 'gitexp show' for the runs there are")
+    if not record.get("command"):
+        raise UsageError(f"run '{spec}' has no command to re-run (it saved a workspace)")
+    original_dir = Path.cwd()
+    with _worktree(repo, target.rev, keep) as tree:
+        checkout_data(tree)
+        os.chdir(tree / (record.get("cwd") or "."))
+        try:
+            request = RunRequest(
+                command=tuple(record["command"]),
+                name=_free_name(repo, f"{target.run}-repro"),
+                outs=tuple(record.get("outs") or ()),
+                tags=dict(record.get("tags") or {}),
+                message=f"reproduces {target.run}",
+                reproduces=target.run,
+            )
+            outcome = run_experiment(Repo.discover(tree), request, warn)
+        finally:
+            os.chdir(original_dir)
+    with repo.batch_reader() as reader:
+        new_record = read_states(repo, [resolve_target(repo, outcome.name)], reader)[0].record
+    new_record = new_record or {}
+    return Reproduction(
+        original=target.run,
+        outcome=outcome,
+        checks=compare_metrics(
+            record.get("metrics") or {}, new_record.get("metrics") or {}, tolerance
+        ),
+        environment=environment_changes(record, new_record),
+        worktree=tree if keep else None,
+    )
+
+
+def _free_name(repo: Repo, stem: str) -> str:
+    from gitexp.runs import run_names
+
+    taken = {n.lower() for n in run_names(repo)[0]}
+    number = 1
+    while f"{stem}-{number}".lower() in taken:
+        number += 1
+    return f"{stem}-{number}"
