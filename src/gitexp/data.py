@@ -256,6 +256,37 @@ def _no_remote(exc: Exception) -> RemoteError:
     )
 
 
+def missing_from_cache(root: Path, tracked: Mapping[str, str]) -> list[str]:
+    """The tracked paths (path -> hash) whose content the local cache lacks."""
+    missing = []
+    for path, digest in sorted(tracked.items()):
+        if not cache_path(root, digest).exists():
+            missing.append(path)
+        elif digest.endswith(".dir"):
+            listing = dir_listing(root, digest) or {}
+            if any(not cache_path(root, h).exists() for h in listing.values()):
+                missing.append(path)
+    return missing
+
+
+def ensure_in_cache(root: Path, tracked: Mapping[str, str]) -> None:
+    """Fetches from the DVC remote what the local cache lacks, before anything in the
+    workspace is changed, so a checkout never stops half-way for want of data (row W6)."""
+    missing = missing_from_cache(root, tracked)
+    if not missing:
+        return
+    try:
+        transfer_objects(root, [tracked[p] for p in missing], push=False)
+    except RemoteError as exc:
+        raise StateError(
+            f"{', '.join(missing)} not in the local DVC cache, and fetching failed: {exc}; "
+            "run 'gitexp pull' where the DVC remote is reachable"
+        ) from None
+    still = missing_from_cache(root, tracked)
+    if still:
+        raise StateError(f"{', '.join(still)} is missing from the DVC remote too")
+
+
 def checkout_data(root: Path, remote: str | None = None) -> None:
     """Puts the data that the workspace's pointers name on disk, fetching what the local
     cache lacks from the DVC remote."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitexp.config import RESERVED_DIR
-from gitexp.data import checkout_data, collect, current_hashes
+from gitexp.data import checkout_data, collect, current_hashes, ensure_in_cache
 from gitexp.errors import StateError, UsageError
 from gitexp.git import Repo, iter_lines_z
 from gitexp.journal import RunLock
@@ -95,6 +95,7 @@ def checkout(repo: Repo, spec: str, force: bool, warn: Warn) -> str:
         dirty = workspace_changes(repo)
         in_run = set(_changed_paths(repo, "HEAD", target.rev)) if repo.head() else set()
         conflicts = dirty.tracked + [p for p in dirty.untracked if p in in_run] + dirty.data
+        ensure_in_cache(repo.root, pointer_paths(repo, target))
         _guard(repo, sorted(set(conflicts)), force, "checkout", warn)
         # With --force the workspace was saved above; --force then lets git overwrite it.
         force_flag = ["--force"] if force else []
@@ -117,6 +118,7 @@ def apply(repo: Repo, spec: str, force: bool, warn: Warn) -> list[str]:
         dirty = workspace_changes(repo)
         touched = set(changed)
         conflicts = [p for p in dirty.tracked + dirty.untracked if p in touched] + dirty.data
+        ensure_in_cache(repo.root, pointer_paths(repo, target))
         _guard(repo, sorted(set(conflicts)), force, "apply", warn)
         _write_tree_files(repo, target.rev, changed)
         checkout_data(repo.root)
