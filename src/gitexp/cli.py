@@ -6,6 +6,7 @@ render.py. DVC is imported only by commands that handle data (`init` here).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -283,7 +284,10 @@ def reproduce(run_name: str, tolerance: float, keep: bool, fmt: str | None, prec
     from gitexp.reproduce import reproduce as reproduce_run
     from gitexp.views import reproduce_output
 
-    result = reproduce_run(_repo(), run_name, tolerance, keep, _warn)
+    # With --json, stdout carries only the JSON: the command's own output goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if fmt == "json" else contextlib.nullcontext()
+    with quiet:
+        result = reproduce_run(_repo(), run_name, tolerance, keep, _warn)
     click.echo(reproduce_output(result, fmt or "table", precision))
     sys.exit(0 if result.reproduced else 1)
 
