@@ -137,8 +137,8 @@ def test_A5_second_ctrl_c_does_not_cut_the_restore_short(repo: Path) -> None:
     time.sleep(0.1)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
     oracle.assert_untouched(repo, before, OUTPUTS)
 
 

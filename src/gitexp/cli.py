@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -138,6 +139,10 @@ def run(
         record_failed=not no_record_failed,
         outs=outs,
     )
+    # Once the run has been recorded, gitexp only reports and exits: a late second Ctrl-C must
+    # not turn the exit code into a crash. The run installs its own handlers meanwhile.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     outcome = run_experiment(_repo(), request, _warn)
     if outcome.commit:
         click.echo(
@@ -341,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):  # a Ctrl-C outside a run's own handling
         return 130
     except GitexpError as exc:
         if os.environ.get("GITEXP_DEBUG"):

@@ -121,6 +121,13 @@ class SignalGuard:
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signum)
 
+    def ignore(self) -> None:
+        """From here on, ignore the signals: the command has ended and the run is being
+        recorded (row A5). An ignored signal also stays ignored in a git process between its
+        fork and its move to a session of its own (git.run_git), so none can kill it."""
+        for signum in _HANDLED:
+            signal.signal(signum, signal.SIG_IGN)
+
     def __enter__(self) -> SignalGuard:
         for signum in _HANDLED:
             self._previous[signum] = signal.signal(signum, self._handle)

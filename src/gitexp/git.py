@@ -84,7 +84,15 @@ def run_git(
         full_env.update(env)
     argv = ["git", *(_WRITE_CONFIG if write else ()), *args]
     proc = subprocess.run(
-        argv, cwd=cwd, input=stdin, capture_output=True, env=full_env, check=False
+        argv,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        env=full_env,
+        check=False,
+        # Outside the terminal's process group, so a Ctrl-C meant for the user's command
+        # cannot kill the git that records the run (row A5); gitexp handles the signal.
+        start_new_session=True,
     )
     if check and proc.returncode != 0:
         stderr = proc.stderr.decode("utf-8", "replace")
@@ -214,6 +222,7 @@ class Repo:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:

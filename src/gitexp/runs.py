@@ -266,6 +266,7 @@ def _run_and_record(
         raise Interrupted(f"run '{name}' was interrupted before its command started")
     # The command starts where the user is, as it would without gitexp.
     result = run_command(command, env, Path.cwd(), log, guard)
+    guard.ignore()
     fault_point("command-exited")
     if result.interrupted_by:
         status = "interrupted"
