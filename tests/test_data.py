@@ -131,3 +131,17 @@ def test_out_without_dvc_says_how_to_set_it_up_before_running(repo: Path, gitexp
     assert "run 'gitexp init' first" in proc.stderr
     assert not (repo / "model.bin").exists()  # the command did not run
     assert git(repo, "for-each-ref", "refs/runs/") == ""
+
+
+def test_G8_secret_looking_untracked_files_are_left_out(repo: Path, gitexp) -> None:
+    (repo / ".env").write_text("OPENAI_API_KEY=sk-test-1\n")
+    (repo / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (repo / "creds.json").write_text('{"type": "service_account", "private_key": "x"}\n')
+    (repo / "notes.txt").write_text("fine\n")
+    proc = gitexp("run", "-n", "g8", "--", "true")
+    assert proc.returncode == 0, proc.stderr
+    files = git(repo, "ls-tree", "-r", "--name-only", "refs/runs/g8").splitlines()
+    assert "notes.txt" in files
+    for secret in (".env", "id_rsa", "creds.json"):
+        assert secret not in files
+        assert f"left {secret} out of the run: it looks like a secret" in proc.stderr

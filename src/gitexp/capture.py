@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from gitexp.git import Repo, TempIndex
 from gitexp.snapshot import LOG_PATH, RECORD_PATH
 
 Phase = Callable[[str], None]
+Warn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -49,14 +51,45 @@ def normalise_out(root: Path, out: str) -> str:
     return rel
 
 
-def check_large_files(
-    repo: Repo, index: TempIndex, excludes: Sequence[str], max_bytes: int
-) -> None:
+# Untracked files that look like keys or credentials are never put in a run (row G8).
+_SECRET_NAMES = re.compile(
+    r"(^|/)(\.env(\..*)?|\.netrc|\.pgpass|id_(rsa|dsa|ecdsa|ed25519)|.*\.(pem|key|p12|pfx))$"
+)
+_SECRET_CONTENT = (
+    b'"private_key"',
+    b"-----BEGIN RSA PRIVATE KEY-----",
+    b"-----BEGIN OPENSSH PRIVATE KEY-----",
+    b"-----BEGIN PRIVATE KEY-----",
+)
+
+
+def looks_secret(path: Path, rel: str) -> bool:
+    if _SECRET_NAMES.search(rel):
+        return True
+    try:
+        if path.stat().st_size > 1_000_000:
+            return False
+        head = path.read_bytes()
+    except OSError:
+        return False
+    return any(marker in head for marker in _SECRET_CONTENT)
+
+
+def check_workspace_files(
+    repo: Repo, index: TempIndex, excludes: Sequence[str], max_bytes: int, warn: Warn
+) -> list[str]:
     """Stops the capture before any blob is written when a file git would store is too large
-    (row G7): large files belong in DVC."""
-    for rel in index.changed_files(excludes):
+    (row G7): large files belong in DVC. Returns the untracked files that look like secrets,
+    which the run leaves out, with a warning (row G8)."""
+    secrets = []
+    for rel, untracked in index.changed_files(excludes).items():
+        full = repo.root / rel
+        if untracked and not full.is_symlink() and looks_secret(full, rel):
+            warn(f"left {rel} out of the run: it looks like a secret (add it to .gitignore)")
+            secrets.append(rel)
+            continue
         try:
-            size = os.lstat(repo.root / rel).st_size
+            size = os.lstat(full).st_size
         except OSError:
             continue
         if size > max_bytes:
@@ -65,6 +98,7 @@ def check_large_files(
                 f"in git: track it with --out {rel} (or 'dvc add {rel}'), or add it to "
                 ".gitignore; the run was not recorded"
             )
+    return secrets
 
 
 def _workspace_pointers(repo: Repo, index: TempIndex) -> dict[str, bytes]:
@@ -143,11 +177,12 @@ def build_tree(
     outs: Sequence[str],
     max_file_bytes: int,
     phase: Phase,
+    warn: Warn,
 ) -> TreeResult:
     """The run's tree; `record` gets its `data` section here, before it is written."""
     excludes = [RESERVED_DIR, *outs]
     with repo.temp_index() as index:
-        check_large_files(repo, index, excludes, max_file_bytes)
+        excludes += check_workspace_files(repo, index, excludes, max_file_bytes, warn)
         files, tracked = data_blobs(repo, index, outs, phase)
         data = {path: entry.as_json() for path, entry in sorted(tracked.items())}
         record["data"] = data

@@ -316,13 +316,18 @@ class TempIndex:
         kept = [e for e in excludes if e not in ignored]
         return ["--", ".", *(f":(top,exclude,literal){e}" for e in kept)]
 
-    def changed_files(self, excludes: Iterable[str]) -> list[str]:
-        """Modified tracked files and untracked files that git does not ignore."""
+    def changed_files(self, excludes: Iterable[str]) -> dict[str, bool]:
+        """Modified tracked files and untracked files that git does not ignore, each mapped to
+        whether it is untracked."""
         out = self.repo.git(
-            ["ls-files", "-z", "-m", "-o", "--exclude-standard", *self._pathspec(excludes)],
+            ["ls-files", "-z", "-t", "-m", "-o", "--exclude-standard", *self._pathspec(excludes)],
             env=self.env,
         ).stdout
-        return sorted(set(iter_lines_z(out)))
+        found: dict[str, bool] = {}
+        for entry in iter_lines_z(out):
+            tag, path = entry[:1], entry[2:]
+            found[path] = found.get(path, False) or tag == "?"
+        return dict(sorted(found.items()))
 
     def add_all(self, excludes: Iterable[str]) -> None:
         """Tracked and untracked files as on disk; ignored files and `excludes` left out."""

@@ -296,7 +296,7 @@ def _run_and_record(
     )
     record["interrupted_by"] = result.interrupted_by
     record["cwd"] = Path.cwd().resolve().relative_to(repo.root.resolve()).as_posix()
-    commit = _write_run_commit(repo, name, record, log, request, command, base, author)
+    commit = _write_run_commit(repo, name, record, log, request, command, base, author, warn)
     _finish(repo, journal, plan, warn)
     return RunOutcome(name=name, commit=commit, status=status, exit_code=exit_code)
 
@@ -378,7 +378,9 @@ def save_workspace(repo: Repo, reason: str, warn: Warn) -> str:
         request=request,
         results=_read_results(repo, [], lambda _msg: None),
     )
-    _write_run_commit(repo, name, record, LogCapture(), request, (), base, repo.author_ident())
+    _write_run_commit(
+        repo, name, record, LogCapture(), request, (), base, repo.author_ident(), warn
+    )
     return name
 
 
@@ -391,10 +393,11 @@ def _write_run_commit(
     command: Sequence[str],
     base: str,
     author: str | None,
+    warn: Warn,
 ) -> str:
     config = load_config(lambda p: read_workspace_file(repo, p))
     outs = list(dict.fromkeys([*request.outs, *config.outs]))
-    tree = build_tree(repo, record, log, outs, config.max_file_bytes, fault_point).tree
+    tree = build_tree(repo, record, log, outs, config.max_file_bytes, fault_point, warn).tree
     message = _commit_message(
         name, request, command, record["status"], record["exit_code"], record["duration"]
     )
