@@ -7,7 +7,7 @@ its stages declare, as DVC users expect.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitexp import yamlio
@@ -30,6 +30,7 @@ class Config:
     metrics_files: tuple[str, ...] = (DEFAULT_METRICS_FILE,)
     outs: tuple[str, ...] = ()  # artifacts every run stores in DVC's cache
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # larger files stop a run's capture
+    directions: dict[str, str] = field(default_factory=dict)  # metric -> 'min' or 'max'
 
 
 def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
@@ -37,6 +38,7 @@ def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
     metrics = [DEFAULT_METRICS_FILE]
     outs: list[str] = []
     max_bytes = DEFAULT_MAX_FILE_BYTES
+    directions: dict[str, str] = {}
     if config is not None:
         doc = yamlio.load(config, CONFIG_FILE) or {}
         if not isinstance(doc, dict):
@@ -45,6 +47,11 @@ def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
         metrics = _paths(doc.get("metrics", metrics), "metrics")
         outs = _paths(doc.get("outs", outs), "outs")
         max_bytes = parse_size(doc.get("max_file_size", max_bytes))
+        directions = doc.get("direction") or {}
+        if not isinstance(directions, dict) or not all(
+            v in ("min", "max") for v in directions.values()
+        ):
+            raise UsageError(f"{CONFIG_FILE}: 'direction' maps metrics to min or max")
     if dvc_yaml is not None:
         extra_params, extra_metrics = _from_dvc_yaml(yamlio.load(dvc_yaml, DVC_YAML))
         params += [p for p in extra_params if p not in params]
@@ -54,6 +61,7 @@ def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
         metrics_files=tuple(metrics),
         outs=tuple(outs),
         max_file_bytes=max_bytes,
+        directions={str(k): str(v) for k, v in directions.items()},
     )
 
 

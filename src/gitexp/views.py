@@ -276,3 +276,26 @@ def reproduce_output(result: Any, fmt: str, precision: int) -> str:
         parts.append(f"worktree kept at {result.worktree}")
     parts.append(f"{verdict}: {result.outcome.name} re-ran {result.original}")
     return "\n\n".join(parts)
+
+
+def report_output(
+    repo: Repo,
+    base: str | None,
+    head: str,
+    fmt: str,
+    metric: str | None,
+    checks: Sequence[str],
+) -> tuple[str, bool]:
+    """The report's text and whether a budget failed."""
+    from gitexp.report import build_html, build_markdown, gather
+
+    with repo.batch_reader() as reader:
+        runs = [_entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
+    data = gather(repo, base, head, metric, checks, runs)
+    if data.sort_metric is None:
+        keys = [k for flat in data.head.metrics.values() for k in flat]
+        if keys:
+            data.sort_metric = keys[0]
+            data = gather(repo, base, head, keys[0], checks, runs)
+    text = build_html(data) if fmt == "html" else build_markdown(data)
+    return text, data.failed
