@@ -65,7 +65,8 @@ def mermaid_chart(title: str, series: Sequence[Series]) -> tuple[str, str]:
 
 
 def svg_chart(title: str, series: Sequence[Series], width: int = 640, height: int = 320) -> str:
-    """A self-contained SVG line chart with axes and a legend."""
+    """An SVG line chart with axes and a legend, for inline use in HTML (where the SVG
+    namespace is implied, so the page names no URL at all)."""
     series = [s for s in series if _finite(s.values)][: len(PALETTE)]
     left, right, top, bottom = 60, 20, 30, 60
     steps = max(len(s.values) for s in series)
@@ -81,7 +82,7 @@ def svg_chart(title: str, series: Sequence[Series], width: int = 640, height: in
         return top + (height - top - bottom) * (1 - (v - low) / (high - low))
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'<svg width="{width}" height="{height}" '
         f'role="img" aria-label="{html.escape(title)}">',
         f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">'
         f"{html.escape(title)}</text>",
