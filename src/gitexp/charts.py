@@ -82,8 +82,7 @@ def svg_chart(title: str, series: Sequence[Series], width: int = 640, height: in
         return top + (height - top - bottom) * (1 - (v - low) / (high - low))
 
     parts = [
-        f'<svg width="{width}" height="{height}" '
-        f'role="img" aria-label="{html.escape(title)}">',
+        f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">',
         f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">'
         f"{html.escape(title)}</text>",
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
