@@ -101,6 +101,37 @@ def check_workspace_files(
     return secrets
 
 
+BIG_ARTIFACT_BYTES = 1_000_000
+
+
+def _is_binary_or_large(path: Path) -> bool:
+    try:
+        if path.stat().st_size > BIG_ARTIFACT_BYTES:
+            return True
+        with open(path, "rb") as fh:
+            return b"\0" in fh.read(8192)
+    except OSError:
+        return False
+
+
+def artifact_outs(repo: Repo, paths: Sequence[str], warn: Warn) -> list[str]:
+    """The logged artifacts that DVC should store: binary or large files, folders holding
+    any, and artifacts git ignores. Small text artifacts stay in git."""
+    outs = []
+    for path in paths:
+        rel = normalise_out(repo.root, path)
+        full = repo.root / rel
+        files = [full] if full.is_file() else [p for p in full.rglob("*") if p.is_file()]
+        ignored = repo.git(["check-ignore", "-q", "--", rel], check=False).returncode == 0
+        if ignored or any(_is_binary_or_large(f) for f in files):
+            outs.append(rel)
+    if outs and not (repo.root / ".dvc").is_dir():
+        warn(f"not stored: {', '.join(outs)} (binary, large or ignored artifacts need DVC: "
+             "run 'gitexp init')")  # fmt: skip
+        return []
+    return outs
+
+
 def _workspace_pointers(repo: Repo, index: TempIndex) -> dict[str, bytes]:
     out = repo.git(
         ["ls-files", "-z", "-c", "-o", "--exclude-standard", "--", "*.dvc", "*dvc.lock"],

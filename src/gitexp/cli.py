@@ -197,11 +197,13 @@ def show(
 @click.argument("a", required=False)
 @click.argument("b", required=False)
 @click.option("--all", "show_all", is_flag=True, help="Also list keys that did not change.")
+@click.option("--env", "env", is_flag=True, help="Compare the runs' environments instead.")
 @output_options
 def diff(
     a: str | None,
     b: str | None,
     show_all: bool,
+    env: bool,
     fmt: str | None,
     precision: int,
 ) -> None:
@@ -209,8 +211,13 @@ def diff(
 
     A defaults to HEAD and B to the workspace.
     """
-    from gitexp.views import diff_output
+    from gitexp.views import diff_output, env_diff_output
 
+    if env:
+        if not (a and b):
+            raise UsageError("--env compares two runs: gitexp diff --env RUN_A RUN_B")
+        click.echo(env_diff_output(_repo(), a, b, fmt or "table", precision))
+        return
     text = diff_output(
         _repo(), a or "HEAD", b or "workspace", show_all, fmt or "table", precision, _warn
     )

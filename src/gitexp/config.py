@@ -31,14 +31,17 @@ class Config:
     outs: tuple[str, ...] = ()  # artifacts every run stores in DVC's cache
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # larger files stop a run's capture
     directions: dict[str, str] = field(default_factory=dict)  # metric -> 'min' or 'max'
+    env: tuple[str, ...] = ()  # environment variables a run records (secret-looking never)
 
 
 def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
-    params = [DEFAULT_PARAMS_FILE]
-    metrics = [DEFAULT_METRICS_FILE]
+    # DVCLive's files (and gitexp's Python API, which writes DVCLive's layout) count too.
+    params = [DEFAULT_PARAMS_FILE, "dvclive/params.yaml"]
+    metrics = [DEFAULT_METRICS_FILE, "dvclive/metrics.json"]
     outs: list[str] = []
     max_bytes = DEFAULT_MAX_FILE_BYTES
     directions: dict[str, str] = {}
+    env: list[str] = []
     if config is not None:
         doc = yamlio.load(config, CONFIG_FILE) or {}
         if not isinstance(doc, dict):
@@ -47,6 +50,7 @@ def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
         metrics = _paths(doc.get("metrics", metrics), "metrics")
         outs = _paths(doc.get("outs", outs), "outs")
         max_bytes = parse_size(doc.get("max_file_size", max_bytes))
+        env = _paths(doc.get("env", env), "env")
         directions = doc.get("direction") or {}
         if not isinstance(directions, dict) or not all(
             v in ("min", "max") for v in directions.values()
@@ -62,6 +66,7 @@ def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
         outs=tuple(outs),
         max_file_bytes=max_bytes,
         directions={str(k): str(v) for k, v in directions.items()},
+        env=tuple(env),
     )
 
 

@@ -9,8 +9,10 @@ only params files that `-S` overrides, and those are journaled first and put bac
 from __future__ import annotations
 
 import dataclasses
-import platform
+import json
+import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gitexp import __version__
-from gitexp.capture import build_tree, normalise_out
+from gitexp import __version__, environment
+from gitexp.capture import artifact_outs, build_tree, normalise_out
 from gitexp.config import DVC_YAML, load_config
 from gitexp.errors import GitexpError, Interrupted, StateError, UsageError
 from gitexp.execute import (
@@ -215,6 +217,8 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
         name = generate_name(existing)
     check_free(name, existing, other_refs)
     env = child_environment(name)
+    manifest = repo.gitexp_dir / "tmp" / f"manifest.{os.getpid()}.json"
+    env["GITEXP_RUN_MANIFEST"] = str(manifest)
     find_executable(command, env)
     for notice in recover(repo):
         warn(notice)
@@ -281,7 +285,14 @@ def _run_and_record(
         _finish(repo, journal, plan, warn)
         return RunOutcome(name=name, commit=None, status=status, exit_code=exit_code)
 
+    logged = _read_manifest(Path(env["GITEXP_RUN_MANIFEST"]))
+    if logged.get("tags"):
+        request = dataclasses.replace(request, tags={**logged["tags"], **request.tags})
+    if logged.get("artifacts"):
+        extra = artifact_outs(repo, logged["artifacts"], warn)
+        request = dataclasses.replace(request, outs=tuple(dict.fromkeys([*request.outs, *extra])))
     record = _new_record(
+        repo,
         name=name,
         command=command,
         status=status,
@@ -301,7 +312,70 @@ def _run_and_record(
     return RunOutcome(name=name, commit=commit, status=status, exit_code=exit_code)
 
 
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """What the Python API logged inside the command: tags and artifacts."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    finally:
+        path.unlink(missing_ok=True)
+    return data if isinstance(data, dict) else {}
+
+
+def record_api_run(
+    repo: Repo,
+    *,
+    name: str | None,
+    started: float,
+    status: str,
+    tags: dict[str, str],
+    artifacts: Sequence[str],
+    log: str,
+    parent: str | None,
+    warn: Warn,
+) -> str:
+    """Records a run logged with the Python API outside `gitexp run`, as `gitexp run` would:
+    same ref layout, record and invariants. Returns the commit."""
+    base = repo.head()
+    if base is None:
+        raise StateError("this repository has no commit yet: make a first commit, then run again")
+    existing, other_refs = run_names(repo)
+    name = validate_name(name) if name else generate_name(existing)
+    check_free(name, existing, other_refs)
+    for notice in recover(repo):
+        warn(notice)
+    lock = RunLock(repo)
+    lock.acquire(name)
+    try:
+        outs = tuple(artifact_outs(repo, artifacts, warn))
+        request = RunRequest(command=tuple(sys.argv), name=name, tags=dict(tags), outs=outs)
+        record = _new_record(
+            repo,
+            name=name,
+            command=[sys.executable, *sys.argv],
+            status=status,
+            exit_code=None,
+            started=started,
+            ended=time.time(),
+            base=base,
+            branch=repo.text(["symbolic-ref", "-q", "HEAD"], check=False) or None,
+            author=repo.author_ident(),
+            request=request,
+            results=_read_results(repo, [], warn),
+        )
+        record["parent"] = parent
+        output = LogCapture()
+        output.write(log.encode())
+        return _write_run_commit(
+            repo, name, record, output, request, request.command, base, repo.author_ident(), warn
+        )
+    finally:
+        lock.release()
+
+
 def _new_record(
+    repo: Repo,
     *,
     name: str,
     command: Sequence[str],
@@ -328,9 +402,7 @@ def _new_record(
         "branch": branch,
         "author": author or "{} <{}>".format(*FALLBACK_IDENTITY),
         "host": socket.gethostname(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": installed_packages(),
+        **environment.capture(load_config(lambda p: read_workspace_file(repo, p)).env),
         "gitexp": __version__,
         "overrides": list(request.overrides),
         "outs": list(request.outs),
@@ -339,18 +411,6 @@ def _new_record(
         "reproduces": request.reproduces,
         **results,
     }
-
-
-def installed_packages() -> dict[str, str]:
-    """Distributions of the Python that runs gitexp, read from their metadata."""
-    from importlib import metadata
-
-    found = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found[name.lower()] = dist.version
-    return dict(sorted(found.items()))
 
 
 def save_workspace(repo: Repo, reason: str, warn: Warn) -> str:
@@ -366,6 +426,7 @@ def save_workspace(repo: Repo, reason: str, warn: Warn) -> str:
     now = time.time()
     request = RunRequest(command=(), name=name, message=reason)
     record = _new_record(
+        repo,
         name=name,
         command=(),
         status="saved",

@@ -137,15 +137,10 @@ def show_output(
     return render_rows(headers, rows, fmt, precision)
 
 
-def diff_output(
-    repo: Repo,
-    a: str,
-    b: str,
-    show_all: bool,
-    fmt: str,
-    precision: int,
-    warn: Callable[[str], None],
-) -> str:
+def diff_structure(
+    repo: Repo, a: str, b: str, show_all: bool, warn: Callable[[str], None]
+) -> tuple[list[Any], list[DataChange]]:
+    """The param/metric changes and data changes between two runs or revisions."""
     targets = [resolve_target(repo, a), resolve_target(repo, b)]
     with repo.batch_reader() as reader:
         old, new = read_states(repo, targets, reader)
@@ -163,6 +158,19 @@ def diff_output(
         lambda digest: dir_listing(repo.root, digest),
         show_all,
     )
+    return changes, data_changes
+
+
+def diff_output(
+    repo: Repo,
+    a: str,
+    b: str,
+    show_all: bool,
+    fmt: str,
+    precision: int,
+    warn: Callable[[str], None],
+) -> str:
+    changes, data_changes = diff_structure(repo, a, b, show_all, warn)
     if fmt == "json":
         return to_json({**diff_json(changes), "data": data_json(data_changes)})
     if not changes and not data_changes and fmt == "table":
@@ -299,3 +307,23 @@ def report_output(
             data = gather(repo, base, head, keys[0], checks, runs)
     text = build_html(data) if fmt == "html" else build_markdown(data)
     return text, data.failed
+
+
+def env_diff_output(repo: Repo, a: str, b: str, fmt: str, precision: int) -> str:
+    """What differs between the environments two runs recorded."""
+    from gitexp.environment import differences
+
+    records = []
+    with repo.batch_reader() as reader:
+        for spec in (a, b):
+            target = resolve_target(repo, spec)
+            record, _ = read_run_log(repo, target.rev or "", reader)
+            if target.rev is None or record is None:
+                raise UsageError(f"'{spec}' is not a run: --env compares two runs")
+            records.append(record)
+    rows = [[what, old, new] for what, old, new in differences(records[0], records[1])]
+    if fmt == "json":
+        return to_json({what: {"old": old, "new": new} for what, old, new in rows})
+    if not rows and fmt == "table":
+        return f"no differences in environment between {a} and {b}"
+    return render_rows(["environment", a, b], rows, fmt, precision)
