@@ -32,21 +32,23 @@ def autolog(disable: bool = False) -> None:
 
 def _wrap(fit: Any) -> Any:
     @functools.wraps(fit)
-    def logged_fit(self: Any, X: Any, y: Any = None, *args: Any, **kwargs: Any) -> Any:  # noqa: N803
+    def logged_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
         depth = getattr(_state, "depth", 0)
         _state.depth = depth + 1
         try:
-            result = fit(self, X, y, *args, **kwargs)
+            result = fit(self, *args, **kwargs)
         finally:
             _state.depth = depth
         if depth == 0:  # the estimator the user called, not the ones it fits inside
-            _log(self, X, y)
+            x = args[0] if args else kwargs.get("X")
+            y = args[1] if len(args) > 1 else kwargs.get("y")
+            _log(self, x, y)
         return result
 
     return logged_fit
 
 
-def _log(estimator: Any, X: Any, y: Any) -> None:  # noqa: N803
+def _log(estimator: Any, x: Any, y: Any) -> None:
     from gitexp import tracking
 
     params = {k: v for k, v in estimator.get_params(deep=False).items() if _plain(v)}
@@ -56,7 +58,7 @@ def _log(estimator: Any, X: Any, y: Any) -> None:  # noqa: N803
     if y is not None and hasattr(estimator, "score"):
         # A score that cannot be computed (unlabeled data, a custom y) is simply not logged.
         with contextlib.suppress(Exception):
-            run.log_metric("training_score", float(estimator.score(X, y)))
+            run.log_metric("training_score", float(estimator.score(x, y)))
 
 
 def _plain(value: Any) -> bool:
