@@ -1,15 +1,15 @@
 """The bundled example: a small neural network on scikit-learn's handwritten digits.
 
-Reads params.yaml, trains for `train.epochs` epochs, and writes what gitexp records:
-- metrics.json: the final accuracy, F1 score and loss;
-- history/acc.tsv, history/loss.tsv: one row per epoch (step, value), as DVCLive writes them;
-- model.pkl: the trained model (an artifact; git ignores it).
+Reads params.yaml, trains for `train.epochs` epochs and logs with gitexp's Python API:
+- per-epoch accuracy and loss (dvclive/plots/metrics/acc.tsv, loss.tsv);
+- the final accuracy, F1 score and loss (dvclive/metrics.json);
+- the trained model, model.pkl, as an artifact (binary, so DVC stores it, not git).
+Under `gitexp run` the logging joins that run; run alone, the script records a run itself.
 The digits ship with scikit-learn, so nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import json
 import pickle
 import warnings
 from pathlib import Path
@@ -22,6 +22,8 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
+
+import gitexp
 
 
 def main() -> None:
@@ -43,31 +45,23 @@ def main() -> None:
         random_state=data["seed"],
     )
     classes = np.unique(y)
-    history: dict[str, list[float]] = {"acc": [], "loss": []}
-    for epoch in range(int(train["epochs"])):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.partial_fit(x_train, y_train, classes=classes)
-        acc = accuracy_score(y_test, model.predict(x_test))
-        loss = log_loss(y_test, model.predict_proba(x_test), labels=classes)
-        history["acc"].append(float(acc))
-        history["loss"].append(float(loss))
-        print(f"epoch {epoch + 1:3d}  loss {loss:.4f}  acc {acc:.4f}")
+    with gitexp.start_run():
+        for epoch in range(int(train["epochs"])):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.partial_fit(x_train, y_train, classes=classes)
+            acc = accuracy_score(y_test, model.predict(x_test))
+            loss = log_loss(y_test, model.predict_proba(x_test), labels=classes)
+            gitexp.log_metrics({"acc": round(acc, 6), "loss": round(loss, 6)}, step=epoch)
+            print(f"epoch {epoch + 1:3d}  loss {loss:.4f}  acc {acc:.4f}")
 
-    predictions = model.predict(x_test)
-    metrics = {
-        "acc": round(float(accuracy_score(y_test, predictions)), 6),
-        "f1": round(float(f1_score(y_test, predictions, average="macro")), 6),
-        "loss": round(history["loss"][-1], 6),
-    }
-    Path("metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    Path("history").mkdir(exist_ok=True)
-    for name, values in history.items():
-        rows = "".join(f"{step}\t{value:.6f}\n" for step, value in enumerate(values))
-        Path("history", f"{name}.tsv").write_text(f"step\t{name}\n{rows}")
-    with open("model.pkl", "wb") as fh:
-        pickle.dump(model, fh)
-    print(f"acc {metrics['acc']:.4f}  f1 {metrics['f1']:.4f}  loss {metrics['loss']:.4f}")
+        predictions = model.predict(x_test)
+        f1 = round(float(f1_score(y_test, predictions, average="macro")), 6)
+        gitexp.log_metric("f1", f1)
+        with open("model.pkl", "wb") as fh:
+            pickle.dump(model, fh)
+        gitexp.log_artifact("model.pkl")
+        print(f"acc {acc:.4f}  f1 {f1:.4f}  loss {loss:.4f}")
 
 
 if __name__ == "__main__":
