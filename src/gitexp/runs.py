@@ -161,7 +161,7 @@ def _read_results(repo: Repo, override_files: Sequence[str], warn: Warn) -> dict
 
 
 def _commit_message(name: str, request: RunRequest, command: Sequence[str], status: str,
-                    exit_code: int, duration: float) -> str:  # fmt: skip
+                    exit_code: int | None, duration: float) -> str:  # fmt: skip
     summary = f"run {name}: {' '.join(command) or '(workspace saved)'}"
     if len(summary) > 72:
         summary = summary[:69] + "..."
