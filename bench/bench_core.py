@@ -18,31 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-GITEXP = [str(BIN / "gitexp")]
-DVC = [str(BIN / "dvc")]
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "bench",
-       "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
-       "GIT_COMMITTER_EMAIL": "bench@example.com"}  # fmt: skip
+from common import DVC, ENV, GITEXP, sh, timed
+
 TRAIN_PY = (
     "import json, yaml\np = yaml.safe_load(open('params.yaml'))\n"
     "json.dump({'acc': 1 - p['lr'], 'loss': p['lr']}, open('metrics.json', 'w'))\n"
 )
 METRICS_CMD = [sys.executable, "train.py"]
-
-
-def sh(args: list[str], cwd: Path, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(args, cwd=cwd, env=ENV, check=True, capture_output=True, **kwargs)
-
-
-def timed(args: list[str], cwd: Path, repeat: int = 5) -> float:
-    """Median wall time of a command, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        sh(args, cwd)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def make_repo(root: Path, files: int) -> Path:

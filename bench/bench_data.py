@@ -11,30 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "bench",
-       "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
-       "GIT_COMMITTER_EMAIL": "bench@example.com"}  # fmt: skip
-
-
-def sh(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(args, cwd=cwd, env=ENV, check=True, capture_output=True)
-
-
-def timed(args: list[str], cwd: Path, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        sh(args, cwd)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from common import DVC, GITEXP, sh, timed
 
 
 def write_random(path: Path, megabytes: int) -> None:
@@ -49,7 +30,7 @@ def main() -> None:
     parser.add_argument("--dataset-mb", type=int, default=200)
     parser.add_argument("--new-mb", type=int, default=1024)
     args = parser.parse_args()
-    gitexp = [str(BIN / "gitexp")]
+    gitexp = GITEXP
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
@@ -61,7 +42,7 @@ def main() -> None:
         sh([*gitexp, "init"], repo)
         (repo / "data").mkdir()
         write_random(repo / "data" / "train.bin", args.dataset_mb)
-        sh([str(BIN / "dvc"), "add", "-q", "data"], repo)
+        sh([*DVC, "add", "-q", "data"], repo)
         (repo / "dvc.yaml").write_text("stages:\n  noop:\n    cmd: 'true'\n")
         sh(["git", "add", "-A"], repo)
         sh(["git", "commit", "-q", "-m", "dataset"], repo)
@@ -71,7 +52,7 @@ def main() -> None:
         overhead = timed([*gitexp, "run", "--", "true"], repo) - timed(["true"], repo)
         print(f"gitexp run -- true, dataset unchanged   {overhead:6.3f} s overhead (target 0.5 s)")
         ours = timed([*gitexp, "run", "--", "true"], repo)
-        theirs = timed([str(BIN / "dvc"), "exp", "run", "-q"], repo)
+        theirs = timed([*DVC, "exp", "run", "-q"], repo)
         print(f"one run of 'true': gitexp {ours:.3f} s, dvc exp run {theirs:.3f} s "
               f"({theirs / ours:.1f}x)")  # fmt: skip
 
@@ -90,7 +71,7 @@ def main() -> None:
         write_random(repo / "data" / "train.bin", args.dataset_mb)
         sh([*gitexp, "run", "-n", "other-data", "--", "true"], repo)
         sh(["git", "checkout", "-q", "--", "."], repo)
-        sh([str(BIN / "dvc"), "checkout", "-q", "--force"], repo)
+        sh([*DVC, "checkout", "-q", "--force"], repo)
         start = time.perf_counter()
         sh([*gitexp, "checkout", "--force", "other-data"], repo)
         took = time.perf_counter() - start

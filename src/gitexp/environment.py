@@ -10,6 +10,7 @@ import glob
 import os
 import platform
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,14 +43,20 @@ def gpu_models() -> list[str]:
 
 
 def installed_packages() -> dict[str, str]:
-    """Distributions of the running Python, read from their metadata (no pip process)."""
-    from importlib import metadata
-
-    found = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found[name.lower()] = dist.version
+    """Distributions of the running Python and their versions, from the names of their
+    `.dist-info` folders (reading every METADATA file would cost ~80 ms a run)."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, kind = name.rpartition(".")
+            if kind not in ("dist-info", "egg-info") or "-" not in stem:
+                continue
+            dist, _, version = stem.partition("-")
+            found.setdefault(dist.lower().replace("_", "-"), version.split("-")[0])
     return dict(sorted(found.items()))
 
 

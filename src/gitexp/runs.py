@@ -23,7 +23,7 @@ from typing import Any
 from gitexp import __version__, environment
 from gitexp.capture import artifact_outs, build_tree, normalise_out
 from gitexp.config import DVC_YAML, load_config
-from gitexp.errors import GitexpError, Interrupted, StateError, UsageError
+from gitexp.errors import Interrupted, StateError, UsageError
 from gitexp.execute import (
     LogCapture,
     SignalGuard,
@@ -34,10 +34,17 @@ from gitexp.execute import (
 from gitexp.faults import fault_point
 from gitexp.git import BatchReader, RefExistsError, Repo
 from gitexp.journal import Journal, RunLock, recover, write_atomic
-from gitexp.metrics import load_metrics
 from gitexp.names import RUNS_PREFIX, check_free, generate_name, validate_name
 from gitexp.params import Override, apply_overrides, load_params, parse_override
-from gitexp.snapshot import LOG_PATH, RECORD_PATH, parse_record, read_workspace_file
+from gitexp.snapshot import (
+    LOG_PATH,
+    RECORD_PATH,
+    State,
+    Target,
+    parse_files,
+    parse_record,
+    read_workspace_file,
+)
 
 RECORD_VERSION = 1
 FALLBACK_IDENTITY = ("gitexp", "gitexp@localhost")
@@ -136,28 +143,16 @@ def _override_plan(repo: Repo, specs: Sequence[str]) -> dict[str, bytes]:
 def _read_results(repo: Repo, override_files: Sequence[str], warn: Warn) -> dict[str, Any]:
     """Params and metrics as the command left them, for the run record."""
     config = load_config(lambda p: read_workspace_file(repo, p))
-    params: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    errors: dict[str, str] = {}
     params_files = list(dict.fromkeys([*config.params_files, *override_files]))
-    for path in params_files:
-        data = read_workspace_file(repo, path)
-        if data is not None:
-            try:
-                params[path] = load_params(data, path)
-            except GitexpError as exc:
-                errors[path] = str(exc)
-    for path in config.metrics_files:
-        data = read_workspace_file(repo, path)
-        if data is not None:
-            try:
-                metrics[path] = load_metrics(data, path)
-            except GitexpError as exc:
-                errors[path] = str(exc)
-                warn(f"could not read metrics: {exc}")
-    if not metrics and not errors:
+    found = {p: read_workspace_file(repo, p) for p in [*params_files, *config.metrics_files]}
+    results = State(target=Target(label="workspace", rev=None))
+    parse_files(found, params_files, config.metrics_files, results)
+    for path, message in results.errors.items():
+        if path in config.metrics_files:
+            warn(f"could not read metrics: {message}")
+    if not results.metrics and not results.errors:
         warn(f"the command wrote no metrics file ({', '.join(config.metrics_files)})")
-    return {"params": params, "metrics": metrics, "errors": errors}
+    return {"params": results.params, "metrics": results.metrics, "errors": results.errors}
 
 
 def _commit_message(name: str, request: RunRequest, command: Sequence[str], status: str,
@@ -269,7 +264,8 @@ def _run_and_record(
     if guard.received:  # interrupted before the command could start
         raise Interrupted(f"run '{name}' was interrupted before its command started")
     # The command starts where the user is, as it would without gitexp.
-    result = run_command(command, env, Path.cwd(), log, guard)
+    workdir = _workdir(repo)
+    result = run_command(command, env, workdir, log, guard)
     guard.ignore()
     fault_point("command-exited")
     if result.interrupted_by:
@@ -306,10 +302,17 @@ def _run_and_record(
         results=_read_results(repo, list(plan), warn),
     )
     record["interrupted_by"] = result.interrupted_by
-    record["cwd"] = Path.cwd().resolve().relative_to(repo.root.resolve()).as_posix()
+    record["cwd"] = workdir.relative_to(repo.root.resolve()).as_posix()
     commit = _write_run_commit(repo, name, record, log, request, command, base, author, warn)
     _finish(repo, journal, plan, warn)
     return RunOutcome(name=name, commit=commit, status=status, exit_code=exit_code)
+
+
+def _workdir(repo: Repo) -> Path:
+    """Where the command starts: the user's directory, as without gitexp, when it is inside
+    the repository (a library caller may be elsewhere: then the repository's root)."""
+    here, root = Path.cwd().resolve(), repo.root.resolve()
+    return here if here == root or root in here.parents else root
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

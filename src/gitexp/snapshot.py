@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,19 +136,23 @@ def read_states(repo: Repo, targets: Sequence[Target], reader: BatchReader) -> l
                         "(fetch it with 'dvc pull' or 'gitexp pull')"
                     )
     for state, (params, metrics), found in zip(states, files, contents, strict=True):
-        for path in params:
-            if found[path] is not None:
-                try:
-                    state.params[path] = load_params(found[path], path)
-                except GitexpError as exc:
-                    state.errors[path] = str(exc)
-        for path in metrics:
-            if found[path] is not None:
-                try:
-                    state.metrics[path] = load_metrics(found[path], path)
-                except GitexpError as exc:
-                    state.errors[path] = str(exc)
+        parse_files(found, params, metrics, state)
     return states
+
+
+def parse_files(
+    found: Mapping[str, bytes | None], params: Sequence[str], metrics: Sequence[str], into: State
+) -> None:
+    """Parses the params and metrics files that exist into `into`; a file that cannot be
+    read becomes an error beside the values, never an exception."""
+    for kind, paths, parse in (("params", params, load_params), ("metrics", metrics, load_metrics)):
+        for path in paths:
+            data = found.get(path)
+            if data is not None:
+                try:
+                    getattr(into, kind)[path] = parse(data, path)
+                except GitexpError as exc:
+                    into.errors[path] = str(exc)
 
 
 def parse_record(data: bytes) -> dict[str, Any] | None:
