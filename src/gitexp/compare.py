@@ -14,7 +14,6 @@ from gitexp.metrics import delta, relative, sort_key
 from gitexp.query import evaluate, keys_of, parse_filter
 
 FIXED_COLUMNS = ("name", "rev", "base", "created", "status", "duration")
-MISSING = None  # a key absent on one side
 
 
 @dataclass(frozen=True)

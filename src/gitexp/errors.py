@@ -6,7 +6,6 @@ Anything else that escapes a command is a bug and keeps its traceback.
 from __future__ import annotations
 
 # Exit codes, documented in the README.
-EXIT_OK = 0
 EXIT_USAGE = 2  # usage or validation error; nothing was written
 EXIT_STATE = 3  # the repository's state refuses the operation
 EXIT_IO = 4  # disk full, I/O error

@@ -14,8 +14,6 @@ from pathlib import Path
 
 from gitexp.errors import GitexpError, StateError, StorageError, UsageError
 
-ZERO_OID = "0" * 40
-
 # Variables that would point git at another repository or index (RELIABILITY rule 6).
 SCRUBBED_VARS = (
     "GIT_DIR",

@@ -111,11 +111,7 @@ class Journal:
         write_atomic(self.path, json.dumps(entry).encode())
 
     def restore(self) -> list[str]:
-        restored = _restore_entry(self.repo, self.path)
-        return restored
-
-    def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        return _restore_entry(self.repo, self.path)
 
 
 def _restore_entry(repo: Repo, entry_path: Path) -> list[str]:

@@ -111,7 +111,8 @@ def pull(
     except GitCommandError as exc:
         detail = " ".join(exc.stderr.split())[:300]
         raise RemoteError(f"could not fetch runs from {remote}: {detail}") from None
-    created, unchanged, conflicts = [], [], []
+    created: dict[str, str] = {}
+    unchanged, conflicts = [], []
     try:
         local = dict(repo.list_refs(RUNS_PREFIX))
         for ref, oid in repo.list_refs(scratch):
@@ -123,17 +124,17 @@ def pull(
                 conflicts.append(name)
             else:
                 repo.create_ref(RUNS_PREFIX + name, oid, f"gitexp pull {remote}")
-                created.append(name)
+                created[name] = oid
     finally:
         for ref, oid in repo.list_refs(scratch):
             repo.delete_ref(ref, oid)
     objects = 0
     if with_data and created:
-        digests = _data_of(repo, {n: repo.text(["rev-parse", RUNS_PREFIX + n]) for n in created})
+        digests = _data_of(repo, created)
         if digests:
             progress(f"fetching data of {len(created)} run(s) from the DVC remote")
             try:
                 objects = transfer_objects(repo.root, digests, push=False)
             except GitexpError as exc:
                 progress(f"runs pulled, their data not yet: {exc}")
-    return PullResult(created, unchanged, conflicts, objects)
+    return PullResult(sorted(created), unchanged, conflicts, objects)
