@@ -226,3 +226,20 @@ def test_push_and_pull_data_through_s3(tmp_path: Path, origin: Path, s3: str) ->
     assert "2 data object(s)" in proc.stdout
     assert run_gitexp(other, "checkout", "slow").returncode == 0
     assert (other / "model.bin").read_text() == "weights-slow"
+
+
+def test_W5_hostile_tree_from_a_remote_is_rejected(origin: Path, tmp_path: Path) -> None:
+    author = make_repo(tmp_path / "author")
+    git(author, "push", "-q", str(origin), "main")
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=author, input=b"evil",
+                          capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
+    tree = subprocess.run(["git", "mktree"], cwd=author, input=f"100644 blob {blob}\t.git\n",
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    commit = git(author, "commit-tree", tree, "-p", "HEAD", "-m", "evil")
+    git(author, "push", "-q", str(origin), f"{commit}:refs/runs/evil")
+    victim = tmp_path / "victim"
+    git(tmp_path, "clone", "-q", "-b", "main", f"file://{origin}", str(victim))
+    proc = run_gitexp(victim, "pull", "--no-data")
+    assert proc.returncode == 5
+    assert "hasDotgit" in proc.stderr
+    assert git(victim, "for-each-ref", "refs/runs/") == ""

@@ -123,3 +123,14 @@ def test_checkout_refuses_while_a_run_holds_the_workspace(runs: Path, gitexp) ->
         assert proc.returncode == 3 and "is in progress" in proc.stderr
     finally:
         lock.release()
+
+
+def test_W3_kill_during_apply_is_rolled_back_at_the_next_start(runs: Path, gitexp) -> None:
+    before = oracle.take(runs)
+    proc = gitexp("apply", "fast", env={"GITEXP_FAULT": "apply-writing:sigkill"})
+    assert proc.returncode == -9
+    shown = gitexp("show")
+    assert "apply of 'fast' was cut off; restored metrics.json, params.yaml" in shown.stderr
+    oracle.assert_untouched(runs, before, max_new_runs=0)
+    assert gitexp("apply", "fast").returncode == 0  # and it can be done again
+    assert (runs / "train.py").read_text().endswith("# fast variant\n")

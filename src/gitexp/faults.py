@@ -25,6 +25,7 @@ PHASES = (
     "params-restored",
     "lock-released",
 )
+APPLY_PHASES = ("apply-writing",)  # gitexp apply, between its journal and its writes
 
 _SIGNALS = {"sigkill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}
 

@@ -87,13 +87,14 @@ class RunLock:
 
 
 class Journal:
-    """The original bytes of the files one run edits, until the run puts them back."""
+    """The original bytes of the files one operation edits, until it puts them back (a run's
+    overrides) or is done (apply). `label` says what was cut off if gitexp dies meanwhile."""
 
-    def __init__(self, repo: Repo, name: str) -> None:
+    def __init__(self, repo: Repo, label: str) -> None:
         self.repo = repo
         self.dir = repo.gitexp_dir / "journal"
         self.path = self.dir / f"{os.getpid()}.json"
-        self.name = name
+        self.name = label
 
     def save(self, paths: list[str]) -> None:
         files = {}
@@ -112,6 +113,10 @@ class Journal:
 
     def restore(self) -> list[str]:
         return _restore_entry(self.repo, self.path)
+
+    def discard(self) -> None:
+        """The operation finished: its edits stay."""
+        self.path.unlink(missing_ok=True)
 
 
 def _restore_entry(repo: Repo, entry_path: Path) -> list[str]:
@@ -152,7 +157,7 @@ def recover(repo: Repo) -> list[str]:
             except (OSError, ValueError) as exc:
                 notices.append(f"could not recover {entry_path}: {exc}")
                 continue
-            notices.append(f"run '{name}' was cut off; restored {', '.join(files) or 'nothing'}")
+            notices.append(f"{name} was cut off; restored {', '.join(files) or 'nothing'}")
     finally:
         lock.release()
     return notices

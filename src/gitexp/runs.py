@@ -219,7 +219,7 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
         warn(notice)
 
     lock = RunLock(repo)
-    journal = Journal(repo, name)
+    journal = Journal(repo, f"run '{name}'")
     with SignalGuard() as guard:
         lock.acquire(name, lambda: guard.received is not None)
         try:

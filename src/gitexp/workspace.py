@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from gitexp.config import RESERVED_DIR
 from gitexp.data import checkout_data, collect, current_hashes, ensure_in_cache
 from gitexp.errors import StateError, UsageError
+from gitexp.faults import fault_point
 from gitexp.git import Repo, iter_lines_z
-from gitexp.journal import RunLock
+from gitexp.journal import Journal, RunLock
 from gitexp.runs import save_workspace
 from gitexp.snapshot import Target, read_pointer_files, resolve_target
 
@@ -120,7 +121,12 @@ def apply(repo: Repo, spec: str, force: bool, warn: Warn) -> list[str]:
         conflicts = [p for p in dirty.tracked + dirty.untracked if p in touched] + dirty.data
         ensure_in_cache(repo.root, pointer_paths(repo, target))
         _guard(repo, sorted(set(conflicts)), force, "apply", warn)
+        # Journaled, so a kill -9 half-way is rolled back by the next gitexp start (row W3).
+        journal = Journal(repo, f"apply of '{spec}'")
+        journal.save(changed)
+        fault_point("apply-writing")
         _write_tree_files(repo, target.rev, changed)
+        journal.discard()
         checkout_data(repo.root)
     finally:
         lock.release()
