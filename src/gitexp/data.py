@@ -330,6 +330,7 @@ def transfer_objects(
         raise StateError("DVC is not set up in this workspace (no .dvc/): check out a branch")
     from dvc.config import NoRemoteError
     from dvc.repo import Repo as DvcRepo
+    from dvc.ui import ui as dvc_ui
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.transfer import transfer
 
@@ -342,7 +343,19 @@ def transfer_objects(
         source, dest = (local, remote_odb) if push else (remote_odb, local)
         oids = {HashInfo("md5", d) for d in digests}
         try:
-            result = transfer(source, dest, oids, jobs=4, shallow=False, hardlink=False)
+            # DVC's own progress bar (tqdm): on a terminal it shows, in CI logs it stays quiet.
+            with dvc_ui.progress(
+                desc="Pushing data" if push else "Fetching data", unit="file", leave=True
+            ) as bar:
+                result = transfer(
+                    source,
+                    dest,
+                    oids,
+                    jobs=4,
+                    shallow=False,
+                    hardlink=False,
+                    callback=bar.as_callback(),
+                )
         except Exception as exc:  # network, permissions, missing bucket: all one remote error
             raise RemoteError(f"could not copy data {'to' if push else 'from'} the DVC "
                               f"remote: {exc}".splitlines()[0]) from exc  # fmt: skip
