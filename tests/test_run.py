@@ -6,10 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import oracle
-from conftest import OUTPUTS, PARAMS, git, run_file, show_json, train
+from conftest import OUTPUTS, PARAMS, git, make_repo, run_file, show_json, train
 
 
 def test_run_records_a_commit_on_its_own_ref(repo: Path, gitexp) -> None:
@@ -278,3 +279,67 @@ def test_C7_runs_in_two_worktrees_share_refs_and_keep_their_own_base(repo: Path,
     assert git(other, "rev-parse", "refs/runs/in-wt2^") == before_other.head
     assert git(repo, "rev-parse", "refs/runs/in-main^") == before_main.head
     assert (other / "params.yaml").read_text() == PARAMS
+
+
+def test_M3_large_and_tiny_numbers_survive_unchanged(repo: Path, gitexp) -> None:
+    write = ("import json; open('metrics.json', 'w').write('{\"big\": %d, \"neg0\": -0.0, "
+             "\"tiny\": 1e-320, \"exact\": 0.1}' % 2**70)")  # fmt: skip
+    assert gitexp("run", "-n", "m3", "--", sys.executable, "-c", write).returncode == 0
+    got = show_json(gitexp, "m3")[0]["metrics"]["metrics.json"]
+    assert got == {"big": 2**70, "neg0": -0.0, "tiny": 1e-320, "exact": 0.1}
+    assert str(2**70) in gitexp("show", "--csv").stdout
+
+
+def test_M5_metrics_symlink_out_of_the_repo_is_not_read(repo: Path, gitexp, tmp_path) -> None:
+    outside = tmp_path / "secret.json"
+    outside.write_text('{"acc": 0.99}')
+    link = f"import os; os.symlink({str(outside)!r}, 'metrics.json')"
+    assert gitexp("run", "-n", "m5", "--", sys.executable, "-c", link).returncode == 0
+    assert show_json(gitexp, "m5")[0]["metrics"] == {}
+    mode = git(repo, "ls-tree", "refs/runs/m5", "metrics.json").split()[0]
+    assert mode == "120000"  # committed as a symlink, its target not read
+
+
+def test_R5_huge_output_is_streamed_and_the_log_capped(repo: Path) -> None:
+    write = ("import sys; chunk = b'x' * 65535 + b'\\n'\n"
+             "for _ in range(800): sys.stdout.buffer.write(chunk)")  # 50 MB  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "gitexp", "run", "-n", "loud", "--",
+                           sys.executable, "-c", write], cwd=repo, capture_output=True)  # fmt: skip
+    assert proc.returncode == 0
+    assert len(proc.stdout) == 800 * 65536  # everything reached the terminal
+    assert time.monotonic() - started < 60
+    size = int(git(repo, "cat-file", "-s", "refs/runs/loud:.gitexp/run.log"))
+    assert 10_000_000 <= size < 10_500_000
+    assert b"bytes of output left out]" in subprocess.run(
+        ["git", "cat-file", "blob", "refs/runs/loud:.gitexp/run.log"], cwd=repo,
+        capture_output=True).stdout  # fmt: skip
+
+
+def test_G6_submodule_is_recorded_as_its_commit(repo: Path, gitexp, tmp_path: Path) -> None:
+    sub = make_repo(tmp_path / "sub")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "sub")
+    git(repo, "commit", "-q", "-m", "submodule")
+    before = oracle.take(repo)
+    assert gitexp("run", "-n", "g6", "--", "true").returncode == 0
+    oracle.assert_untouched(repo, before)
+    entry = git(repo, "ls-tree", "refs/runs/g6", "sub").split()
+    assert entry[:3] == ["160000", "commit", git(sub, "rev-parse", "HEAD")]
+
+
+def test_C5_user_commits_during_a_run_stay_and_the_base_is_the_start(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    proc = subprocess.Popen([sys.executable, "-m", "gitexp", *train("-n", "c5")], cwd=repo,
+                            env={**os.environ, "SLEEP": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (repo / "started").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    git(repo, "commit", "-q", "--allow-empty", "-m", "user work")
+    git(repo, "pack-refs", "--all")
+    user_commit = git(repo, "rev-parse", "HEAD")
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert git(repo, "rev-parse", "refs/runs/c5^") == base
+    assert git(repo, "rev-parse", "main") == user_commit
