@@ -151,6 +151,8 @@ def gather(
         base, head = read_states(repo, [base_target, head_target], reader)
         pointers = [read_pointer_files(repo, t, reader) for t in (base_target, head_target)]
         on_branch = _runs_on_branch(repo, base_target, head_target, runs)
+        # Without --metric, runs are ranked by the head's first metric.
+        sort_metric = sort_metric or next((k for f in head.metrics.values() for k in f), None)
         best = _best(on_branch, sort_metric, config.directions)
         histories = {}
         targets = [

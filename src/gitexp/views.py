@@ -300,11 +300,6 @@ def report_output(
     with repo.batch_reader() as reader:
         runs = [_entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
     data = gather(repo, base, head, metric, checks, runs)
-    if data.sort_metric is None:
-        keys = [k for flat in data.head.metrics.values() for k in flat]
-        if keys:
-            data.sort_metric = keys[0]
-            data = gather(repo, base, head, keys[0], checks, runs)
     text = build_html(data) if fmt == "html" else build_markdown(data)
     return text, data.failed
 
