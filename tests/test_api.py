@@ -246,3 +246,19 @@ def test_import_gitexp_is_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_taken_or_invalid_name_fails_before_training(repo: Path) -> None:
+    assert python(repo, LOOP).returncode == 0
+    for name in ("api", "bad..name"):
+        proc = python(
+            repo,
+            f"""
+            import gitexp
+            with gitexp.start_run(name={name!r}):
+                open("trained", "w").close()
+        """,
+        )
+        assert proc.returncode == 1
+        assert "UsageError" in proc.stderr
+        assert not (repo / "trained").exists()

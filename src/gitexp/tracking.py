@@ -314,8 +314,25 @@ def start_run(
         if parent is not None and parent.joined and not nested:
             parent = None
         run = ActiveRun(name, params, tags, experiment, dir, parent)
+        if not run.joined:
+            _check_recordable(run.name)
         _active.append(run)
         return run
+
+
+def _check_recordable(name: str | None) -> None:
+    """Fails at the start, not after training: outside a git repository, without a commit,
+    or with a run name that is invalid or taken."""
+    from gitexp.errors import StateError
+    from gitexp.git import Repo
+    from gitexp.names import check_free, validate_name
+    from gitexp.runs import run_names
+
+    repo = Repo.discover(".")
+    if repo.head() is None:
+        raise StateError("this repository has no commit yet: make a first commit, then run again")
+    if name is not None:
+        check_free(validate_name(name), *run_names(repo))
 
 
 def active_run() -> ActiveRun | None:
