@@ -191,11 +191,11 @@ def diff_output(
         )
     parts = [render_rows(headers, rows, fmt, precision)] if rows else []
     if data_changes:
-        parts.append(_data_table(data_changes, a, b, fmt, precision))
+        parts.append(_data_table(data_changes, fmt, precision))
     return "\n\n".join(parts)
 
 
-def _data_table(changes: Sequence[DataChange], a: str, b: str, fmt: str, precision: int) -> str:
+def _data_table(changes: Sequence[DataChange], fmt: str, precision: int) -> str:
     rows = []
     for c in changes:
         files = None
@@ -211,7 +211,7 @@ def _data_table(changes: Sequence[DataChange], a: str, b: str, fmt: str, precisi
                 files,
             ]
         )
-    headers = ["data", f"{a} hash", f"{b} hash", f"{a} size", f"{b} size", "files"]
+    headers = ["data", "old hash", "new hash", "old size", "new size", "files"]  # as DVC says
     return render_rows(headers, rows, fmt, precision)
 
 
