@@ -145,3 +145,27 @@ def test_G8_secret_looking_untracked_files_are_left_out(repo: Path, gitexp) -> N
     for secret in (".env", "id_rsa", "creds.json"):
         assert secret not in files
         assert f"left {secret} out of the run: it looks like a secret" in proc.stderr
+
+
+def test_R3_dvc_cache_on_a_full_disk_records_no_run(dvc_repo: Path, gitexp, tmp_path) -> None:
+    small = tmp_path / "small-cache"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("mounting a 2 MB tmpfs needs root")
+    try:
+        (dvc_repo / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {small}\n")
+        before = oracle.take(dvc_repo, frozenset({"model.bin"}))
+        write = "import os; open('model.bin', 'wb').write(os.urandom(5_000_000))"
+        proc = gitexp("run", "-n", "full", "--out", "model.bin", "-S", "seed=3", "--",
+                      sys.executable, "-c", write)  # fmt: skip
+        assert proc.returncode in (3, 4), proc.stderr
+        assert "No space left on device" in proc.stderr
+        assert "could not store 'model.bin' in DVC's cache" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        after = oracle.take(dvc_repo, frozenset({"model.bin"}))
+        assert after.refs == before.refs  # no run whose pointer names a missing object
+        assert after.worktree == before.worktree  # the params file is back
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp import yamlio
-from gitexp.errors import GitexpError, RemoteError, StateError, UsageError
+from gitexp.errors import GitexpError, RemoteError, StateError, StorageError, UsageError
 
 DVC_LOCK = "dvc.lock"
 
@@ -209,9 +209,16 @@ def commit_outputs(root: Path, paths: Iterable[str]) -> list[Committed]:
                 raise StateError(f"output '{rel}' does not exist after the command ran")
             try:
                 staging, meta, obj = build(odb, full, localfs, "md5", ignore=dvc.dvcignore)
-                transfer(staging, odb, {obj.hash_info}, shallow=False, hardlink=False)
+                result = transfer(staging, odb, {obj.hash_info}, shallow=False, hardlink=False)
             except OSError as exc:
-                raise StateError(f"could not store '{rel}' in DVC's cache: {exc}") from exc
+                raise StorageError(f"could not store '{rel}' in DVC's cache: {exc}") from exc
+            # transfer() reports the objects it could not copy instead of raising (row R3):
+            # a run must never point at an object the cache does not have.
+            if result.failed:
+                raise StorageError(
+                    f"could not store '{rel}' in DVC's cache ({len(result.failed)} object(s) "
+                    "failed, see above; is its disk full?); the run was not recorded"
+                )
             nfiles = meta.nfiles if meta.isdir else None
             results.append(Committed(rel, str(obj.hash_info.value), meta.size, nfiles))
     return results
