@@ -4,9 +4,12 @@ RP6, RP7, G5, G8-style safety), with the DVC remote a local directory or S3 serv
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -243,3 +246,27 @@ def test_W5_hostile_tree_from_a_remote_is_rejected(origin: Path, tmp_path: Path)
     assert proc.returncode == 5
     assert "hasDotgit" in proc.stderr
     assert git(victim, "for-each-ref", "refs/runs/") == ""
+
+
+def test_RP3_interrupted_push_changes_nothing_and_a_retry_works(project: Path, origin: Path):
+    record_two_runs(project)
+    hook = origin / "hooks" / "pre-receive"
+    marker = origin / "push-started"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\nsleep 30\n")
+    hook.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-m", "gitexp", "push"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert git(project, "ls-remote", str(origin), "refs/runs/*") == ""
+    hook.unlink()
+    retry = run_gitexp(project, "push")
+    assert retry.returncode == 0, retry.stderr
+    assert len(git(project, "ls-remote", str(origin), "refs/runs/*").splitlines()) == 2
+    assert subprocess.run(["git", "fsck"], cwd=origin, capture_output=True).returncode == 0
+    assert run_gitexp(project, "push").returncode == 0  # idempotent
