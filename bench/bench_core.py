@@ -125,8 +125,8 @@ def main() -> None:
 
         # show at scale: runs made through the library (the same capture as the CLI, minus
         # the interpreter start per run).
-        from gitexp.git import Repo
-        from gitexp.runs import RunRequest, run_experiment
+        from gitexp.store.git import Repo
+        from gitexp.workflows.run import RunRequest, run_experiment
 
         lib_repo = Repo.discover(repo)
         start = time.perf_counter()

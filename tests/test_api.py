@@ -153,7 +153,7 @@ def test_nan_and_infinity_are_stored(repo: Path) -> None:
 
 
 def test_logging_is_cheap() -> None:
-    import gitexp.tracking as tracking
+    import gitexp.tracking.fluent as tracking
 
     run = tracking.ActiveRun("cheap", None, None, None, str(Path(os.getcwd()) / "unused"), None)
     start = time.perf_counter()
@@ -166,8 +166,8 @@ def test_logging_is_cheap() -> None:
 
 def test_sigkill_keeps_what_was_flushed(repo: Path) -> None:
     code = """
-        import time, gitexp, gitexp.tracking
-        gitexp.tracking.FLUSH_SECONDS = 0.05
+        import time, gitexp, gitexp.tracking.fluent
+        gitexp.tracking.fluent.FLUSH_SECONDS = 0.05
         with gitexp.start_run(name="killed"):
             for step in range(10_000_000):
                 gitexp.log_metric("loss", 1.0 / (step + 1), step=step)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import git
-from gitexp.compare import diff_json, diff_sections
+from gitexp.core.compare import diff_json, diff_sections
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 import oracle
 from conftest import GITEXP, OUTPUTS, PARAMS, git, run_gitexp
-from gitexp.faults import APPLY_PHASES, PHASES
+from gitexp.store.faults import APPLY_PHASES, PHASES
 
 RUN = ["run", "-n", "victim", "-S", "train.lr=0.7", "--", sys.executable, "train.py"]
 
@@ -56,7 +56,7 @@ def no_processes_left(pgid: int) -> None:
 def test_phase_list_is_complete() -> None:
     """A3 needs every phase tested: a new phase must be added to the list the tests use."""
     source = "".join(
-        p.read_text() for p in (Path(__file__).parents[1] / "src" / "gitexp").glob("*.py")
+        p.read_text() for p in (Path(__file__).parents[1] / "src" / "gitexp").rglob("*.py")
     )
     # fault_point("...") directly, or phase("...") where fault_point is passed as a callback
     used = set(re.findall(r'(?:fault_point|phase)\("([a-z-]+)"\)', source))

@@ -11,8 +11,8 @@ import pytest
 
 import oracle
 from conftest import git, show_json
+from gitexp.core.names import check_free, generate_name, validate_name
 from gitexp.errors import UsageError
-from gitexp.names import check_free, generate_name, validate_name
 
 N1_BAD = ["a..b", "with space", "a~b", "a^b", "a:b", "a?b", "a*b", "a[b", "a\\b", "ctl\x01",
           "new\nline", "a@{b", "@", "trailing.", "x.lock", "a//b", "/lead", "trail/", ".hidden",

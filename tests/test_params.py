@@ -11,8 +11,8 @@ import pytest
 
 import oracle
 from conftest import PARAMS, run_file, show_json
+from gitexp.core.params import apply_overrides, load_params, parse_override
 from gitexp.errors import UsageError
-from gitexp.params import apply_overrides, load_params, parse_override
 
 TRAIN = ["--", sys.executable, "train.py"]
 

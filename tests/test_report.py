@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from conftest import git, run_gitexp
-from gitexp.compare import Entry
-from gitexp.report import ReportData, build_markdown, sections
-from gitexp.snapshot import State, Target
+from gitexp.core.compare import Entry
+from gitexp.report.builder import ReportData, build_markdown, sections
+from gitexp.store.snapshot import State, Target
 
 HISTORY = textwrap.dedent(
     """\

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import git, show_json
-from gitexp.compare import Entry, select
+from gitexp.core.compare import Entry, select
+from gitexp.core.query import evaluate, parse_filter
 from gitexp.errors import UsageError
-from gitexp.query import evaluate, parse_filter
 
 
 @pytest.fixture

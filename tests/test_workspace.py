@@ -113,8 +113,8 @@ def test_branch_is_ready_for_a_pull_request(runs: Path, gitexp) -> None:
 
 
 def test_checkout_refuses_while_a_run_holds_the_workspace(runs: Path, gitexp) -> None:
-    from gitexp.git import Repo
-    from gitexp.journal import RunLock
+    from gitexp.store.git import Repo
+    from gitexp.store.journal import RunLock
 
     lock = RunLock(Repo.discover(runs))
     lock.acquire("busy")

@@ -35,9 +35,9 @@ _TRACKING = [
     "start_run",
 ]
 _LAZY = {
-    **dict.fromkeys(_TRACKING, "gitexp.tracking"),
-    **dict.fromkeys(["search_runs", "get_run", "diff"], "gitexp.api"),
-    "autolog": "gitexp.autolog",
+    **dict.fromkeys(_TRACKING, "gitexp.tracking.fluent"),
+    **dict.fromkeys(["search_runs", "get_run", "diff"], "gitexp.tracking.api"),
+    "autolog": "gitexp.tracking.autolog",
 }
 __all__ = ["__version__", *_LAZY]
 

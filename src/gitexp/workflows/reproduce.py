@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitexp.data import cache_dir, checkout_data
+from gitexp.core.metrics import is_number
+from gitexp.dvc.data import cache_dir, checkout_data
 from gitexp.errors import UsageError
-from gitexp.git import Repo
-from gitexp.metrics import is_number
-from gitexp.runs import RunOutcome, RunRequest, run_experiment
-from gitexp.snapshot import read_states, resolve_target
+from gitexp.store.git import Repo
+from gitexp.store.snapshot import read_states, resolve_target
+from gitexp.workflows.run import RunOutcome, RunRequest, run_experiment
 
 Warn = Callable[[str], None]
 
@@ -153,7 +153,7 @@ def reproduce(repo: Repo, spec: str, tolerance: float, keep: bool, warn: Warn) -
 
 
 def _free_name(repo: Repo, stem: str) -> str:
-    from gitexp.runs import run_names
+    from gitexp.store.records import run_names
 
     taken = {n.lower() for n in run_names(repo)[0]}
     number = 1

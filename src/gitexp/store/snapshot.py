@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitexp.config import RESERVED_DIR, load_config
-from gitexp.data import DVC_LOCK, collect, is_pointer_file, read_cached
+from gitexp.core.config import RESERVED_DIR, load_config
+from gitexp.core.metrics import load_metrics
+from gitexp.core.names import RUNS_PREFIX
+from gitexp.core.params import Flat, load_params
+from gitexp.dvc.data import DVC_LOCK, collect, is_pointer_file, read_cached
 from gitexp.errors import GitexpError, UsageError
-from gitexp.git import BatchReader, Repo
-from gitexp.metrics import load_metrics
-from gitexp.names import RUNS_PREFIX
-from gitexp.params import Flat, load_params
+from gitexp.store.git import BatchReader, Repo
 
 WORKSPACE = "workspace"
 RECORD_PATH = f"{RESERVED_DIR}/run.json"
@@ -102,7 +102,7 @@ def read_states(repo: Repo, targets: Sequence[Target], reader: BatchReader) -> l
                 results.append({p: read_workspace_file(repo, p) for p in paths})
         return results
 
-    from gitexp.config import CONFIG_FILE, DVC_YAML
+    from gitexp.core.config import CONFIG_FILE, DVC_YAML
 
     first = read_paths([[RECORD_PATH, CONFIG_FILE, DVC_YAML] for _ in states])
     files = []

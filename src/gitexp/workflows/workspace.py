@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitexp.config import RESERVED_DIR
-from gitexp.data import checkout_data, collect, current_hashes, ensure_in_cache
+from gitexp.core.config import RESERVED_DIR
+from gitexp.dvc.data import checkout_data, collect, current_hashes, ensure_in_cache
 from gitexp.errors import StateError, UsageError
-from gitexp.faults import fault_point
-from gitexp.git import Repo, iter_lines_z
-from gitexp.journal import Journal, RunLock
-from gitexp.runs import save_workspace
-from gitexp.snapshot import Target, read_pointer_files, resolve_target
+from gitexp.store.faults import fault_point
+from gitexp.store.git import Repo, iter_lines_z
+from gitexp.store.journal import Journal, RunLock
+from gitexp.store.snapshot import Target, read_pointer_files, resolve_target
+from gitexp.workflows.run import save_workspace
 
 Warn = Callable[[str], None]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gitexp.errors import Interrupted
-from gitexp.git import Repo
+from gitexp.store.git import Repo
 
 
 def _fsync_dir(path: Path) -> None:

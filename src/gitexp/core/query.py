@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gitexp.core.metrics import is_number
 from gitexp.errors import UsageError
-from gitexp.metrics import is_number
 
 _TOKEN = re.compile(
     r"""\s*(?:

@@ -13,17 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitexp.charts import Series, mermaid_chart, svg_chart
-from gitexp.cigen import MARKER
-from gitexp.compare import Entry, diff_sections
-from gitexp.config import load_config
-from gitexp.data import DataChange, collect, diff_data, dir_listing
+from gitexp.core.charts import Series, mermaid_chart, svg_chart
+from gitexp.core.compare import Entry, diff_sections
+from gitexp.core.config import load_config
+from gitexp.core.metrics import delta, is_number, relative, sort_key
+from gitexp.core.query import evaluate, keys_of, parse_filter
+from gitexp.core.render import escape_markdown, format_value
+from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing
 from gitexp.errors import UsageError
-from gitexp.git import Repo, iter_lines_z
-from gitexp.metrics import delta, is_number, relative, sort_key
-from gitexp.query import evaluate, keys_of, parse_filter
-from gitexp.render import escape_markdown, format_value
-from gitexp.snapshot import (
+from gitexp.report.ci import MARKER
+from gitexp.store.git import Repo, iter_lines_z
+from gitexp.store.snapshot import (
     State,
     Target,
     read_pointer_files,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitexp.config import RESERVED_DIR
-from gitexp.data import (
+from gitexp.core.config import RESERVED_DIR
+from gitexp.dvc.data import (
     Committed,
     DataEntry,
     collect,
@@ -25,9 +25,9 @@ from gitexp.data import (
     pointer_text,
 )
 from gitexp.errors import StateError, UsageError
-from gitexp.execute import LogCapture
-from gitexp.git import Repo, TempIndex
-from gitexp.snapshot import LOG_PATH, RECORD_PATH
+from gitexp.store.git import Repo, TempIndex
+from gitexp.store.snapshot import LOG_PATH, RECORD_PATH
+from gitexp.workflows.execute import LogCapture
 
 Phase = Callable[[str], None]
 Warn = Callable[[str], None]

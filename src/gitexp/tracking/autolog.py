@@ -49,10 +49,10 @@ def _wrap(fit: Any) -> Any:
 
 
 def _log(estimator: Any, x: Any, y: Any) -> None:
-    from gitexp import tracking
+    from gitexp.tracking import fluent
 
     params = {k: v for k, v in estimator.get_params(deep=False).items() if _plain(v)}
-    run = tracking._current()
+    run = fluent._current()
     run.log_params(params)
     run.set_tag("estimator_class", type(estimator).__name__)
     if y is not None and hasattr(estimator, "score"):

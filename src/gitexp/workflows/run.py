@@ -16,34 +16,32 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gitexp import __version__, environment
-from gitexp.capture import artifact_outs, build_tree, normalise_out
-from gitexp.config import DVC_YAML, load_config
+from gitexp import __version__
+from gitexp.core.config import DVC_YAML, load_config
+from gitexp.core.names import RUNS_PREFIX, check_free, generate_name, validate_name
+from gitexp.core.params import Override, apply_overrides, load_params, parse_override
 from gitexp.errors import Interrupted, StateError, UsageError
-from gitexp.execute import (
+from gitexp.store import environment
+from gitexp.store.faults import fault_point
+from gitexp.store.git import RefExistsError, Repo
+from gitexp.store.journal import Journal, RunLock, recover, write_atomic
+from gitexp.store.records import iso_time, run_names
+from gitexp.store.snapshot import (
+    State,
+    Target,
+    parse_files,
+    read_workspace_file,
+)
+from gitexp.workflows.capture import artifact_outs, build_tree, normalise_out
+from gitexp.workflows.execute import (
     LogCapture,
     SignalGuard,
     child_environment,
     find_executable,
     run_command,
-)
-from gitexp.faults import fault_point
-from gitexp.git import BatchReader, RefExistsError, Repo
-from gitexp.journal import Journal, RunLock, recover, write_atomic
-from gitexp.names import RUNS_PREFIX, check_free, generate_name, validate_name
-from gitexp.params import Override, apply_overrides, load_params, parse_override
-from gitexp.snapshot import (
-    LOG_PATH,
-    RECORD_PATH,
-    State,
-    Target,
-    parse_files,
-    parse_record,
-    read_workspace_file,
 )
 
 RECORD_VERSION = 1
@@ -70,43 +68,6 @@ class RunOutcome:
     commit: str | None  # None when the run was not recorded (--no-record-failed)
     status: str  # success, failed or interrupted
     exit_code: int  # what gitexp exits with
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """A run as listed: its name, commit and record (None if the record is unreadable)."""
-
-    name: str
-    rev: str
-    record: dict[str, Any] | None
-
-
-def iso_time(timestamp: float) -> str:
-    """UTC, so that runs from machines in other time zones sort by their strings."""
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def run_names(repo: Repo) -> tuple[list[str], list[str]]:
-    """Existing run names, and branch and tag names (which a new run must not shadow)."""
-    runs, others = [], []
-    for ref, _ in repo.list_refs(RUNS_PREFIX, "refs/heads/", "refs/tags/"):
-        if ref.startswith(RUNS_PREFIX):
-            runs.append(ref[len(RUNS_PREFIX) :])
-        else:
-            others.append(ref.split("/", 2)[2])
-    return runs, others
-
-
-def list_runs(repo: Repo, reader: BatchReader) -> list[RunInfo]:
-    """Every run, newest first: one for-each-ref and one batched read of the records."""
-    refs = repo.list_refs(RUNS_PREFIX)
-    records = reader.read_many([f"{oid}:{RECORD_PATH}" for _, oid in refs])
-    runs = [
-        RunInfo(name=ref[len(RUNS_PREFIX) :], rev=oid, record=parse_record(data) if data else None)
-        for (ref, oid), data in zip(refs, records, strict=True)
-    ]
-    runs.sort(key=lambda r: (r.record or {}).get("started", ""), reverse=True)
-    return runs
 
 
 def _override_plan(repo: Repo, specs: Sequence[str]) -> dict[str, bytes]:
@@ -487,24 +448,3 @@ def _finish(repo: Repo, journal: Journal, plan: dict[str, bytes], warn: Warn) ->
             warn(f"the command changed {path}; the run keeps its version, the file is restored")
     journal.restore()
     fault_point("params-restored")
-
-
-def remove_runs(repo: Repo, names: Sequence[str]) -> list[str]:
-    """Deletes the refs of the named runs; all names are checked before any is deleted."""
-    refs = dict(repo.list_refs(RUNS_PREFIX))
-    targets = []
-    for raw in names:
-        if raw.startswith("-"):
-            raise UsageError(f"invalid run name '{raw}': it must not begin with '-'")
-        ref = RUNS_PREFIX + raw
-        if ref not in refs:
-            raise UsageError(f"no run named '{raw}': see 'gitexp show' for the runs there are")
-        targets.append((raw, ref, refs[ref]))
-    for _, ref, oid in targets:
-        repo.delete_ref(ref, oid)
-    return [name for name, _, _ in targets]
-
-
-def read_run_log(repo: Repo, rev: str, reader: BatchReader) -> tuple[dict[str, Any] | None, bytes]:
-    record, log = reader.read_many([f"{rev}:{RECORD_PATH}", f"{rev}:{LOG_PATH}"])
-    return (parse_record(record) if record else None), (log or b"")

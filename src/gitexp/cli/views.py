@@ -7,70 +7,21 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from gitexp.compare import (
+from gitexp.core.compare import (
     Entry,
     diff_json,
-    diff_sections,
     select,
     value_of,
     visible_columns,
 )
-from gitexp.data import DataChange, collect, data_json, diff_data, dir_listing
+from gitexp.core.metrics import delta
+from gitexp.core.render import format_value, render_rows, to_json
+from gitexp.dvc.data import DataChange, data_json
 from gitexp.errors import UsageError
-from gitexp.git import Repo
-from gitexp.metrics import delta
-from gitexp.render import format_value, render_rows, to_json
-from gitexp.runs import list_runs, read_run_log
-from gitexp.snapshot import State, read_pointer_files, read_states, resolve_target
-
-
-def _entry_from_record(name: str, rev: str, record: dict[str, Any] | None) -> Entry:
-    record = record or {}
-    return Entry(
-        name=name,
-        rev=rev,
-        base=record.get("base"),
-        created=record.get("started"),
-        status=record.get("status", "unknown" if not record else None),
-        duration=record.get("duration"),
-        params=record.get("params") or {},
-        metrics=record.get("metrics") or {},
-        tags=record.get("tags") or {},
-        errors=record.get("errors") or {},
-    )
-
-
-def _entry_from_state(state: State) -> Entry:
-    target = state.target
-    notes = {f"{path} (not read)": note for path, note in state.notes.items()}
-    return Entry(
-        name=target.label,
-        rev=target.rev or "workspace",
-        base=None,
-        created=None,
-        status=None,
-        duration=None,
-        params=state.params,
-        metrics=state.metrics,
-        errors={**state.errors, **notes},
-    )
-
-
-def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str]]:
-    """The entries to list, and the read errors to warn about (the listing goes on)."""
-    with repo.batch_reader() as reader:
-        if not revs:
-            entries = [_entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
-        else:
-            targets = [resolve_target(repo, rev) for rev in revs]
-            entries = [
-                _entry_from_record(s.target.run, s.target.rev or "", s.record)
-                if s.target.run and s.record
-                else _entry_from_state(s)
-                for s in read_states(repo, targets, reader)
-            ]
-    errors = [f"{e.name}: {msg}" for e in entries for msg in e.errors.values()]
-    return entries, errors
+from gitexp.store.git import Repo
+from gitexp.store.listing import diff_structure, entry_from_record
+from gitexp.store.records import list_runs, read_run_log
+from gitexp.store.snapshot import resolve_target
 
 
 def _short_time(iso: str | None) -> str | None:
@@ -135,30 +86,6 @@ def show_output(
         ]
         rows.append(fixed + [value_of(e, c) for c in columns])
     return render_rows(headers, rows, fmt, precision)
-
-
-def diff_structure(
-    repo: Repo, a: str, b: str, show_all: bool, warn: Callable[[str], None]
-) -> tuple[list[Any], list[DataChange]]:
-    """The param/metric changes and data changes between two runs or revisions."""
-    targets = [resolve_target(repo, a), resolve_target(repo, b)]
-    with repo.batch_reader() as reader:
-        old, new = read_states(repo, targets, reader)
-        pointers = [read_pointer_files(repo, t, reader) for t in targets]
-    for state in (old, new):
-        for message in state.errors.values():
-            raise UsageError(f"{state.target.label}: {message}")
-        for message in state.notes.values():
-            warn(f"{state.target.label}: {message}")
-    sides = [{"params": s.params, "metrics": s.metrics} for s in (old, new)]
-    changes = diff_sections(sides[0], sides[1], show_all)
-    data_changes = diff_data(
-        collect(pointers[0]),
-        collect(pointers[1]),
-        lambda digest: dir_listing(repo.root, digest),
-        show_all,
-    )
-    return changes, data_changes
 
 
 def diff_output(
@@ -295,10 +222,10 @@ def report_output(
     checks: Sequence[str],
 ) -> tuple[str, bool]:
     """The report's text and whether a budget failed."""
-    from gitexp.report import build_html, build_markdown, gather
+    from gitexp.report.builder import build_html, build_markdown, gather
 
     with repo.batch_reader() as reader:
-        runs = [_entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
+        runs = [entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
     data = gather(repo, base, head, metric, checks, runs)
     text = build_html(data) if fmt == "html" else build_markdown(data)
     return text, data.failed
@@ -306,7 +233,7 @@ def report_output(
 
 def env_diff_output(repo: Repo, a: str, b: str, fmt: str, precision: int) -> str:
     """What differs between the environments two runs recorded."""
-    from gitexp.environment import differences
+    from gitexp.store.environment import differences
 
     records = []
     with repo.batch_reader() as reader:

@@ -6,16 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gitexp.compare import Entry, select
-from gitexp.data import collect
-from gitexp.git import Repo
-from gitexp.render import json_safe
-from gitexp.runs import list_runs
-from gitexp.snapshot import read_pointer_files, read_states, resolve_target
+from gitexp.core.compare import Entry, select
+from gitexp.core.render import json_safe
+from gitexp.dvc.data import collect
+from gitexp.store.git import Repo
+from gitexp.store.records import list_runs
+from gitexp.store.snapshot import read_pointer_files, read_states, resolve_target
 
 
 def _repo(path: str) -> Repo:
-    from gitexp.journal import recover
+    from gitexp.store.journal import recover
 
     repo = Repo.discover(path)
     recover(repo)
@@ -85,7 +85,7 @@ def search_runs(
 
 def get_run(name_or_rev: str, path: str = ".") -> dict[str, Any]:
     """A run's record, params, metrics, histories, tags and artifacts (tracked data)."""
-    from gitexp.report import _histories
+    from gitexp.report.builder import _histories
 
     repo = _repo(path)
     target = resolve_target(repo, name_or_rev)
@@ -108,9 +108,9 @@ def get_run(name_or_rev: str, path: str = ".") -> dict[str, Any]:
 
 def diff(a: str = "HEAD", b: str = "workspace", path: str = ".") -> dict[str, Any]:
     """What `gitexp diff --json A B` prints, as Python data (NaN as the string "NaN")."""
-    from gitexp.compare import diff_json
-    from gitexp.data import data_json
-    from gitexp.views import diff_structure
+    from gitexp.core.compare import diff_json
+    from gitexp.dvc.data import data_json
+    from gitexp.store.listing import diff_structure
 
     changes, data_changes = diff_structure(_repo(path), a, b, False, lambda _msg: None)
     return json_safe({**diff_json(changes), "data": data_json(data_changes)})

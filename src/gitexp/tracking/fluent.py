@@ -273,8 +273,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _record(run: ActiveRun) -> str | None:
     """Commits a run that does not belong to a `gitexp run`, as `gitexp run` would."""
-    from gitexp.git import Repo
-    from gitexp.runs import record_api_run
+    from gitexp.store.git import Repo
+    from gitexp.workflows.run import record_api_run
 
     repo = Repo.discover(".")
 
@@ -323,10 +323,10 @@ def start_run(
 def _check_recordable(name: str | None) -> None:
     """Fails at the start, not after training: outside a git repository, without a commit,
     or with a run name that is invalid or taken."""
+    from gitexp.core.names import check_free, validate_name
     from gitexp.errors import StateError
-    from gitexp.git import Repo
-    from gitexp.names import check_free, validate_name
-    from gitexp.runs import run_names
+    from gitexp.store.git import Repo
+    from gitexp.store.records import run_names
 
     repo = Repo.discover(".")
     if repo.head() is None:

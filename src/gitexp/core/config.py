@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitexp import yamlio
+from gitexp.core import yamlio
+from gitexp.core.metrics import DEFAULT_METRICS_FILE
+from gitexp.core.params import DEFAULT_PARAMS_FILE
 from gitexp.errors import UsageError
-from gitexp.metrics import DEFAULT_METRICS_FILE
-from gitexp.params import DEFAULT_PARAMS_FILE
 
 CONFIG_FILE = "gitexp.yaml"
 DVC_YAML = "dvc.yaml"

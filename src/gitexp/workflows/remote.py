@@ -12,12 +12,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gitexp.data import transfer_objects
+from gitexp.core.names import RUNS_PREFIX
+from gitexp.dvc.data import transfer_objects
 from gitexp.errors import GitexpError, RemoteError, UsageError
-from gitexp.git import GitCommandError, Repo
-from gitexp.names import RUNS_PREFIX
-from gitexp.snapshot import Target
-from gitexp.workspace import pointer_paths
+from gitexp.store.git import GitCommandError, Repo
+from gitexp.store.snapshot import Target
+from gitexp.workflows.workspace import pointer_paths
 
 Warn = Callable[[str], None]
 FETCH_PREFIX = "refs/gitexp-fetch/"

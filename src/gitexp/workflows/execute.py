@@ -163,7 +163,7 @@ def run_command(
     ]
     for pump in pumps:
         pump.start()
-    from gitexp.faults import fault_point
+    from gitexp.store.faults import fault_point
 
     fault_point("command-started")
     returncode = proc.wait()

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitexp.core.metrics import delta, relative, sort_key
+from gitexp.core.query import evaluate, keys_of, parse_filter
 from gitexp.errors import UsageError
-from gitexp.metrics import delta, relative, sort_key
-from gitexp.query import evaluate, keys_of, parse_filter
 
 FIXED_COLUMNS = ("name", "rev", "base", "created", "status", "duration")
 

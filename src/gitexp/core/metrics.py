@@ -11,8 +11,8 @@ import io
 import math
 from typing import Any
 
+from gitexp.core.params import Flat, flatten, parse_document
 from gitexp.errors import UsageError
-from gitexp.params import Flat, flatten, parse_document
 
 DEFAULT_METRICS_FILE = "metrics.json"
 

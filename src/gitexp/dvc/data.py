@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitexp import yamlio
+from gitexp.core import yamlio
 from gitexp.errors import GitexpError, RemoteError, StateError, StorageError, UsageError
 
 DVC_LOCK = "dvc.lock"

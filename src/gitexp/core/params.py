@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from gitexp import yamlio
+from gitexp.core import yamlio
 from gitexp.errors import UsageError
 
 DEFAULT_PARAMS_FILE = "params.yaml"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gitexp.config import RESERVED_DIR
-from gitexp.git import Repo
+from gitexp.core.config import RESERVED_DIR
+from gitexp.store.git import Repo
 
 GITIGNORE_ENTRY = f"/{RESERVED_DIR}/"
 

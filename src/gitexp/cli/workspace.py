@@ -1,0 +1,70 @@
+"""Returning to a run: `checkout`, `apply`, `branch`, `reproduce`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+from gitexp.cli.app import cli, open_repo, output_options, warn
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.option("--force", is_flag=True, help="Save uncommitted changes as a run, then go ahead.")
+def checkout(run_name: str, force: bool) -> None:
+    """Make the workspace the run: HEAD detached at its commit, its data checked out."""
+    from gitexp.workflows.workspace import checkout as checkout_run
+
+    commit = checkout_run(open_repo(), run_name, force, warn)
+    click.echo(f"HEAD is now at {commit[:10]} ({run_name}); 'git switch -' goes back")
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.option("--force", is_flag=True, help="Save uncommitted changes as a run, then go ahead.")
+def apply(run_name: str, force: bool) -> None:
+    """Bring a run's code, params and data into the workspace as uncommitted changes."""
+    from gitexp.workflows.workspace import apply as apply_run
+
+    changed = apply_run(open_repo(), run_name, force, warn)
+    click.echo(f"applied {run_name}: {len(changed)} file(s) changed; review them with 'git diff'")
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.argument("branch_name", metavar="BRANCH")
+def branch(run_name: str, branch_name: str) -> None:
+    """Create BRANCH at the run (its code and params, without the run record)."""
+    from gitexp.workflows.workspace import branch as branch_run
+
+    commit = branch_run(open_repo(), run_name, branch_name)
+    click.echo(f"created branch '{branch_name}' at {commit[:10]}: git push -u origin {branch_name}")
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Largest relative difference of a metric that still counts as the same.",
+)
+@click.option("--keep", is_flag=True, help="Keep the worktree the run was repeated in.")
+@output_options
+def reproduce(run_name: str, tolerance: float, keep: bool, fmt: str | None, precision: int) -> None:
+    """Re-run RUN in a separate worktree of its commit and compare its metrics.
+
+    Exits 0 when every metric matches (within --tolerance), 1 when they differ.
+    """
+    from gitexp.cli.views import reproduce_output
+    from gitexp.workflows.reproduce import reproduce as reproduce_run
+
+    # With --json, stdout carries only the JSON: the command's own output goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if fmt == "json" else contextlib.nullcontext()
+    with quiet:
+        result = reproduce_run(open_repo(), run_name, tolerance, keep, warn)
+    click.echo(reproduce_output(result, fmt or "table", precision))
+    sys.exit(0 if result.reproduced else 1)

@@ -1,0 +1,87 @@
+"""Reading runs and revisions into the rows `show`, `diff`, the report, the Python API and
+the UI compute with: one batch process per call, nothing printed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gitexp.core.compare import Entry, diff_sections
+from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing
+from gitexp.errors import UsageError
+from gitexp.store.git import Repo
+from gitexp.store.records import list_runs
+from gitexp.store.snapshot import State, read_pointer_files, read_states, resolve_target
+
+
+def entry_from_record(name: str, rev: str, record: dict[str, Any] | None) -> Entry:
+    record = record or {}
+    return Entry(
+        name=name,
+        rev=rev,
+        base=record.get("base"),
+        created=record.get("started"),
+        status=record.get("status", "unknown" if not record else None),
+        duration=record.get("duration"),
+        params=record.get("params") or {},
+        metrics=record.get("metrics") or {},
+        tags=record.get("tags") or {},
+        errors=record.get("errors") or {},
+    )
+
+
+def entry_from_state(state: State) -> Entry:
+    target = state.target
+    notes = {f"{path} (not read)": note for path, note in state.notes.items()}
+    return Entry(
+        name=target.label,
+        rev=target.rev or "workspace",
+        base=None,
+        created=None,
+        status=None,
+        duration=None,
+        params=state.params,
+        metrics=state.metrics,
+        errors={**state.errors, **notes},
+    )
+
+
+def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str]]:
+    """The entries to list, and the read errors to warn about (the listing goes on)."""
+    with repo.batch_reader() as reader:
+        if not revs:
+            entries = [entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
+        else:
+            targets = [resolve_target(repo, rev) for rev in revs]
+            entries = [
+                entry_from_record(s.target.run, s.target.rev or "", s.record)
+                if s.target.run and s.record
+                else entry_from_state(s)
+                for s in read_states(repo, targets, reader)
+            ]
+    errors = [f"{e.name}: {msg}" for e in entries for msg in e.errors.values()]
+    return entries, errors
+
+
+def diff_structure(
+    repo: Repo, a: str, b: str, show_all: bool, warn: Callable[[str], None]
+) -> tuple[list[Any], list[DataChange]]:
+    """The param/metric changes and data changes between two runs or revisions."""
+    targets = [resolve_target(repo, a), resolve_target(repo, b)]
+    with repo.batch_reader() as reader:
+        old, new = read_states(repo, targets, reader)
+        pointers = [read_pointer_files(repo, t, reader) for t in targets]
+    for state in (old, new):
+        for message in state.errors.values():
+            raise UsageError(f"{state.target.label}: {message}")
+        for message in state.notes.values():
+            warn(f"{state.target.label}: {message}")
+    sides = [{"params": s.params, "metrics": s.metrics} for s in (old, new)]
+    changes = diff_sections(sides[0], sides[1], show_all)
+    data_changes = diff_data(
+        collect(pointers[0]),
+        collect(pointers[1]),
+        lambda digest: dir_listing(repo.root, digest),
+        show_all,
+    )
+    return changes, data_changes

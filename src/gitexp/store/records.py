@@ -1,0 +1,72 @@
+"""Run records as stored: listing runs (one for-each-ref, one batched read), their names,
+their logs, and removing them. Reading only, except `remove_runs`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from gitexp.core.names import RUNS_PREFIX
+from gitexp.errors import UsageError
+from gitexp.store.git import BatchReader, Repo
+from gitexp.store.snapshot import LOG_PATH, RECORD_PATH, parse_record
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as listed: its name, commit and record (None if the record is unreadable)."""
+
+    name: str
+    rev: str
+    record: dict[str, Any] | None
+
+
+def iso_time(timestamp: float) -> str:
+    """UTC, so that runs from machines in other time zones sort by their strings."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def run_names(repo: Repo) -> tuple[list[str], list[str]]:
+    """Existing run names, and branch and tag names (which a new run must not shadow)."""
+    runs, others = [], []
+    for ref, _ in repo.list_refs(RUNS_PREFIX, "refs/heads/", "refs/tags/"):
+        if ref.startswith(RUNS_PREFIX):
+            runs.append(ref[len(RUNS_PREFIX) :])
+        else:
+            others.append(ref.split("/", 2)[2])
+    return runs, others
+
+
+def list_runs(repo: Repo, reader: BatchReader) -> list[RunInfo]:
+    """Every run, newest first: one for-each-ref and one batched read of the records."""
+    refs = repo.list_refs(RUNS_PREFIX)
+    records = reader.read_many([f"{oid}:{RECORD_PATH}" for _, oid in refs])
+    runs = [
+        RunInfo(name=ref[len(RUNS_PREFIX) :], rev=oid, record=parse_record(data) if data else None)
+        for (ref, oid), data in zip(refs, records, strict=True)
+    ]
+    runs.sort(key=lambda r: (r.record or {}).get("started", ""), reverse=True)
+    return runs
+
+
+def remove_runs(repo: Repo, names: Sequence[str]) -> list[str]:
+    """Deletes the refs of the named runs; all names are checked before any is deleted."""
+    refs = dict(repo.list_refs(RUNS_PREFIX))
+    targets = []
+    for raw in names:
+        if raw.startswith("-"):
+            raise UsageError(f"invalid run name '{raw}': it must not begin with '-'")
+        ref = RUNS_PREFIX + raw
+        if ref not in refs:
+            raise UsageError(f"no run named '{raw}': see 'gitexp show' for the runs there are")
+        targets.append((raw, ref, refs[ref]))
+    for _, ref, oid in targets:
+        repo.delete_ref(ref, oid)
+    return [name for name, _, _ in targets]
+
+
+def read_run_log(repo: Repo, rev: str, reader: BatchReader) -> tuple[dict[str, Any] | None, bytes]:
+    record, log = reader.read_many([f"{rev}:{RECORD_PATH}", f"{rev}:{LOG_PATH}"])
+    return (parse_record(record) if record else None), (log or b"")
