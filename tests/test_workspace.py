@@ -56,7 +56,9 @@ def test_W2_force_saves_the_work_first_and_it_can_be_brought_back(runs: Path, gi
     (runs / "train.py").write_text("print('my edit')\n")
     proc = gitexp("apply", "fast", "--force")
     assert proc.returncode == 0, proc.stderr
-    saved = proc.stderr.split("saved your uncommitted changes as run '")[1].split("'")[0]
+    saved = proc.stderr.split("saved your uncommitted changes (worktree and index) as run '")[
+        1
+    ].split("'")[0]
     assert run_file(runs, saved, "train.py") == "print('my edit')"
     assert (runs / "train.py").read_text().endswith("# fast variant\n")
     git(runs, "checkout", "-q", "--", ".")
@@ -127,10 +129,13 @@ def test_checkout_refuses_while_a_run_holds_the_workspace(runs: Path, gitexp) ->
 
 def test_W3_kill_during_apply_is_rolled_back_at_the_next_start(runs: Path, gitexp) -> None:
     before = oracle.take(runs)
-    proc = gitexp("apply", "fast", env={"GITEXP_FAULT": "apply-writing:sigkill"})
+    proc = gitexp("apply", "fast", env={"GITEXP_FAULT": "apply-written:sigkill"})
     assert proc.returncode == -9
     shown = gitexp("show")
-    assert "apply of 'fast' was cut off; restored metrics.json, params.yaml" in shown.stderr
+    assert (
+        "apply of 'fast' was cut off; rolled back (files): restored metrics.json, "
+        "params.yaml, started, train.py" in shown.stderr
+    )
     oracle.assert_untouched(runs, before, max_new_runs=0)
     assert gitexp("apply", "fast").returncode == 0  # and it can be done again
     assert (runs / "train.py").read_text().endswith("# fast variant\n")

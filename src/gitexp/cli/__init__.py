@@ -41,7 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 1
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT):
-            click.echo(f"gitexp: error: {exc.strerror}", err=True)
+        if exc.errno in _IO_ERRORS:  # row S11: one line, exit 4, never a traceback
+            if os.environ.get("GITEXP_DEBUG"):
+                traceback.print_exc()
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"gitexp: error: {exc.strerror}{where}", err=True)
             return EXIT_IO
         raise
+
+
+# Disk full, quota, read-only or unwritable git directory, I/O errors.
+_IO_ERRORS = (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES,
+              errno.EPERM)  # fmt: skip

@@ -35,6 +35,11 @@ def pull(remote: str, runs: tuple[str, ...], all_runs: bool, no_data: bool) -> N
     result = pull_runs(open_repo(), remote, () if all_runs else runs, not no_data, progress)
     for name in result.conflicts:
         warn(f"run '{name}' differs from {remote}'s; kept the local one")
+    for name, reason in result.skipped.items():
+        shown = name.encode("unicode_escape").decode("ascii")
+        warn(f"skipped {remote}'s run '{shown}': {reason}")
+    for name, paths in result.without_data.items():
+        warn(f"run '{name}' has no data here for {', '.join(paths)}: the DVC remote lacks it")
     click.echo(
         f"pulled {len(result.created)} new run(s), {len(result.unchanged)} already here, "
         f"{result.objects} data object(s)"

@@ -179,19 +179,23 @@ def log_output(repo: Repo, name: str, fmt: str, precision: int) -> str:
 
 
 def reproduce_output(result: Any, fmt: str, precision: int) -> str:
-    """Old and new metrics side by side, the environment differences, and the verdict."""
+    """Old and new metrics side by side, the environment differences, and the verdict; for a
+    re-run whose command failed, its exit code and the end of its log instead."""
     rows = [
         [c.path, c.key, c.old, c.new, delta(c.old, c.new), "ok" if c.matches else "differs"]
         for c in result.checks
     ]
-    verdict = "reproduced" if result.reproduced else "differs"
+    verdict = "reproduced" if result.reproduced else ("failed" if result.failed else "differs")
+    outcome = result.outcome
     if fmt == "json":
         return to_json(
             {
                 "verdict": verdict,
                 "original": result.original,
-                "run": result.outcome.name,
-                "status": result.outcome.status,
+                "run": outcome.name,
+                "status": outcome.status,
+                "exit_code": outcome.exit_code,
+                "log_tail": result.log_tail or None,
                 "metrics": [
                     dict(zip(["path", "key", "old", "new", "diff", "result"], r, strict=True))
                     for r in rows
@@ -202,14 +206,25 @@ def reproduce_output(result: Any, fmt: str, precision: int) -> str:
                 "worktree": str(result.worktree) if result.worktree else None,
             }
         )
-    headers = ["path", "metric", result.original, result.outcome.name, "change", "result"]
-    parts = [render_rows(headers, rows, fmt, precision)] if rows else ["no metrics to compare"]
+    if result.failed:
+        parts = [
+            f"the re-run {outcome.status} (exit code {outcome.exit_code}), so its metrics are "
+            "not compared; the end of its output:\n" + (result.log_tail or "(no output)")
+        ]
+    else:
+        headers = ["path", "metric", result.original, outcome.name, "change", "result"]
+        parts = [render_rows(headers, rows, fmt, precision)] if rows else ["no metrics to compare"]
     if result.environment and not result.reproduced:
         env_rows = [[w, a, b] for w, a, b in result.environment]
         parts.append(render_rows(["environment", "recorded", "now"], env_rows, fmt, precision))
     if result.worktree:
         parts.append(f"worktree kept at {result.worktree}")
-    parts.append(f"{verdict}: {result.outcome.name} re-ran {result.original}")
+    if result.failed:
+        parts.append(
+            f"failed: {outcome.name} re-ran {result.original} and exited {outcome.exit_code}"
+        )
+    else:
+        parts.append(f"{verdict}: {outcome.name} re-ran {result.original}")
     return "\n\n".join(parts)
 
 
@@ -225,7 +240,9 @@ def report_output(
     from gitexp.report.builder import build_html, build_markdown, gather
 
     with repo.batch_reader() as reader:
-        runs = [entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
+        runs = [
+            entry_from_record(r.name, r.rev, r.record, r.problem) for r in list_runs(repo, reader)
+        ]
     data = gather(repo, base, head, metric, checks, runs)
     text = build_html(data) if fmt == "html" else build_markdown(data)
     return text, data.failed

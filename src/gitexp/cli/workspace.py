@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from gitexp.cli.app import cli, open_repo, output_options, warn
+from gitexp.cli.app import cli, open_repo, output_options, progress, warn
 
 
 @cli.command()
@@ -24,11 +24,18 @@ def checkout(run_name: str, force: bool) -> None:
 @cli.command()
 @click.argument("run_name", metavar="RUN")
 @click.option("--force", is_flag=True, help="Save uncommitted changes as a run, then go ahead.")
-def apply(run_name: str, force: bool) -> None:
-    """Bring a run's code, params and data into the workspace as uncommitted changes."""
+@click.option(
+    "--whole", is_flag=True, help="Make the files equal to the run's instead of merging its change."
+)
+def apply(run_name: str, force: bool, whole: bool) -> None:
+    """Bring a run's change (code, params, data) onto HEAD as uncommitted changes.
+
+    The change the run made to its base is merged into your files, like `git cherry-pick
+    --no-commit`; conflicts are listed and nothing is written.
+    """
     from gitexp.workflows.workspace import apply as apply_run
 
-    changed = apply_run(open_repo(), run_name, force, warn)
+    changed = apply_run(open_repo(), run_name, force, warn, whole=whole)
     click.echo(f"applied {run_name}: {len(changed)} file(s) changed; review them with 'git diff'")
 
 
@@ -65,6 +72,6 @@ def reproduce(run_name: str, tolerance: float, keep: bool, fmt: str | None, prec
     # With --json, stdout carries only the JSON: the command's own output goes to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if fmt == "json" else contextlib.nullcontext()
     with quiet:
-        result = reproduce_run(open_repo(), run_name, tolerance, keep, warn)
+        result = reproduce_run(open_repo(), run_name, tolerance, keep, warn, progress)
     click.echo(reproduce_output(result, fmt or "table", precision))
     sys.exit(0 if result.reproduced else 1)

@@ -15,6 +15,7 @@ from gitexp.errors import UsageError
 RUNS_PREFIX = "refs/runs/"
 MAX_NAME_BYTES = 100
 RESERVED_NAMES = {"head", "workspace", "fetch_head", "orig_head", "merge_head", "@"}
+REF_NAMESPACES = {"refs", "heads", "tags", "remotes", "notes", "stash"}
 
 _COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _HEXISH = re.compile(r"^[0-9a-fA-F]{7,64}$")
@@ -60,6 +61,9 @@ def validate_name(raw: str) -> str:
             raise invalid("use only letters A-Z and a-z, digits, '.', '_', '-', and '/'")
     if name.lower() in RESERVED_NAMES:
         raise invalid("it is a reserved word")
+    if name.split("/")[0].lower() in REF_NAMESPACES:
+        # `refs/heads/x` or `heads/x` would shadow the branch wherever a revision is named.
+        raise invalid(f"it must not begin with '{name.split('/')[0]}/' (git's ref namespaces)")
     if _HEXISH.match(name):
         raise invalid("it looks like a commit id; add a letter that is not a-f")
     return name

@@ -27,22 +27,20 @@ def parse_document(data: bytes, path: str) -> Any:
     """A params or metrics document, by its file extension."""
     suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
     if suffix in ("json",):
-        text = yamlio.decode(data, path)
-        try:
-            return json.loads(text, object_pairs_hook=_unique_pairs(path))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
-        except RecursionError:
-            raise UsageError(f"{path}: nested too deeply") from None
+        return yamlio.load_json(data, path, _unique_pairs(path))
     if suffix == "toml":
         try:
             import tomllib
         except ImportError:  # pragma: no cover - Python 3.10
             raise UsageError(f"{path}: reading TOML needs Python 3.11 or newer") from None
         try:
-            return tomllib.loads(yamlio.decode(data, path))
+            doc = tomllib.loads(yamlio.decode(data, path))
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"{path}: {exc}") from None
+        except RecursionError:
+            raise UsageError(f"{path}: nested too deeply") from None
+        yamlio.check_depth(doc, path)
+        return doc
     return yamlio.load(data, path)
 
 
@@ -110,8 +108,11 @@ def parse_override(spec: str, default_file: str = DEFAULT_PARAMS_FILE) -> Overri
         add, key = True, key[1:]
     if not key or any(not part for part in key.split(".")):
         raise UsageError(f"invalid override '{spec}': the key is empty or has an empty part")
-    if not file or file.startswith(("/", "-")) or ".." in file.split("/"):
+    parts = file.split("/")
+    if not file or file.startswith(("/", "-")) or ".." in parts:
         raise UsageError(f"invalid override '{spec}': '{file}' is not a params file in the repo")
+    if any(p.lower() == ".git" for p in parts) or parts[0].lower() in (".gitexp", ".dvc"):
+        raise UsageError(f"invalid override '{spec}': '{file}' belongs to git, DVC or gitexp")
     value = yamlio.load(literal, f"-S {spec}") if literal.strip() else ""
     return Override(file=file, key=key, value=value, literal=literal, add=add)
 

@@ -46,6 +46,7 @@ _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "/": operator.truediv,
 }
 _WORDS = {"true": True, "false": False, "null": None, "none": None}
+MAX_DEPTH = 50  # nesting of parentheses, `not`, signs and operator chains (row S4)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,19 @@ def parse_filter(text: str) -> Node:
     node = parser.parse_or()
     if parser.pos != len(tokens):
         raise parser.error(f"unexpected '{tokens[parser.pos][1]}'")
+    if _height(node) > MAX_DEPTH:
+        raise parser.error(f"it nests more than {MAX_DEPTH} levels")
     return node
+
+
+def _height(root: Node) -> int:
+    """How deep the tree is (evaluation recurses this deep), without recursing."""
+    best, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        best = max(best, depth)
+        stack.extend((arg, depth + 1) for arg in node.args)
+    return best
 
 
 def keys_of(node: Node) -> set[str]:
@@ -116,7 +129,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
             shown = text[pos:].strip()[:20]
-            raise UsageError(f"invalid filter '{text}': cannot read '{shown}'")
+            raise UsageError(f"invalid filter '{_shorten(text)}': cannot read '{shown}'")
         kind = match.lastgroup
         assert kind is not None
         tokens.append((kind, match.group(kind)))
@@ -124,15 +137,20 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class _Parser:
     def __init__(self, text: str, tokens: list[tuple[str, str]]) -> None:
         self.text = text
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
 
     def error(self, reason: str) -> UsageError:
         return UsageError(
-            f"invalid filter '{self.text}': {reason} "
+            f"invalid filter '{_shorten(self.text)}': {reason} "
             '(write comparisons like "acc > 0.9 and train.lr <= 0.1")'
         )
 
@@ -154,6 +172,15 @@ class _Parser:
         return None
 
     def parse_or(self) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:  # checked while parsing too: the parser itself recurses
+            raise self.error(f"it nests more than {MAX_DEPTH} levels")
+        try:
+            return self._parse_or()
+        finally:
+            self.depth -= 1
+
+    def _parse_or(self) -> Node:
         args = [self.parse_and()]
         while self.take_word("or"):
             args.append(self.parse_and())
@@ -166,9 +193,13 @@ class _Parser:
         return args[0] if len(args) == 1 else Node("and", args=tuple(args))
 
     def parse_not(self) -> Node:
-        if self.take_word("not"):
-            return Node("not", args=(self.parse_not(),))
-        return self.parse_compare()
+        nots = 0
+        while self.take_word("not"):
+            nots += 1
+        node = self.parse_compare()
+        for _ in range(nots):
+            node = Node("not", args=(node,))
+        return node
 
     def parse_compare(self) -> Node:
         left = self.parse_sum()
@@ -190,9 +221,13 @@ class _Parser:
         return node
 
     def parse_unary(self) -> Node:
-        if self.take_op("-"):
-            return Node("neg", args=(self.parse_unary(),))
-        return self.parse_atom()
+        signs = 0
+        while self.take_op("-"):
+            signs += 1
+        node = self.parse_atom()
+        for _ in range(signs):
+            node = Node("neg", args=(node,))
+        return node
 
     def parse_atom(self) -> Node:
         tok = self.peek()

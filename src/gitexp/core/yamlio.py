@@ -7,12 +7,20 @@ metrics with the 1.2 core schema instead (RELIABILITY rule 7, rows P2 to P5):
 - `1e-3` is a float, `0777` is the integer 777, `0o17` and `0x1f` are octal and hex;
 - dates stay strings; `!!python/...` tags are refused (safe constructor);
 - a duplicate key is an error that names both lines.
+
+Every YAML and JSON document gitexp reads comes through here, so the limits on untrusted input
+are set once (row S3, S4): a size cap before parsing, and before construction a walk of the
+node graph that caps nesting, refuses recursive aliases and caps how far aliases expand (the
+way billion-laughs protections cap amplification), so a 300-byte alias bomb fails in
+milliseconds instead of filling memory.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -27,8 +35,14 @@ _FLOAT = re.compile(
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 
-# Documents bigger than this are refused before parsing (alias bombs, runaway outputs).
+# Documents bigger than this are refused before parsing (runaway outputs).
 MAX_YAML_BYTES = 10 * 1024 * 1024
+# Nesting deeper than this is refused: real params, metrics and DVC files nest under 10.
+MAX_DEPTH = 100
+# Aliases may repeat a value, but the document they expand to stays bounded: at most this
+# many values in all, and at most this many times the values actually written.
+MAX_EXPANDED = 1_000_000
+MAX_AMPLIFICATION = 100
 
 
 class CoreResolver(yaml.resolver.BaseResolver):
@@ -91,6 +105,48 @@ StrictConstructor.add_constructor(
 )
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_graph(root: yaml.Node, path: str) -> None:
+    """Refuses a node graph that nests too deeply, refers to itself, or expands (through
+    aliases) far beyond what is written. Iterative, so no input can exhaust the stack."""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            kids = _children(node)
+            size[key] = min(1 + sum(size[id(k)] for k in kids), MAX_EXPANDED + 1)
+            height[key] = 1 + max((height[id(k)] for k in kids), default=0)
+            if height[key] > MAX_DEPTH:
+                raise UsageError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise UsageError(f"{path}: an alias refers to a value that contains it")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node) if id(kid) not in size)
+    expanded = size[id(root)]
+    limit = min(MAX_EXPANDED, MAX_AMPLIFICATION * len(size) + 10_000)
+    if expanded > limit:
+        raise UsageError(
+            f"{path}: aliases expand its {len(size):,} values to more than {limit:,} (the "
+            f"limit is {MAX_AMPLIFICATION}x what is written); refusing to read it"
+        )
+
+
 class StrictLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
                    yaml.composer.Composer, StrictConstructor, CoreResolver):  # fmt: skip
     """Pure-Python loader: its marks index characters, which the override editor needs."""
@@ -102,6 +158,14 @@ class StrictLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
         yaml.composer.Composer.__init__(self)
         StrictConstructor.__init__(self)
         CoreResolver.__init__(self)
+        self.source_path = "<yaml>"
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        check_graph(node, self.source_path)
+        return self.construct_document(node)
 
 
 if hasattr(yaml, "CParser"):
@@ -113,6 +177,9 @@ if hasattr(yaml, "CParser"):
             yaml.CParser.__init__(self, stream)
             StrictConstructor.__init__(self)
             CoreResolver.__init__(self)
+            self.source_path = "<yaml>"
+
+        get_single_data = StrictLoader.get_single_data
 
 else:  # pragma: no cover - PyYAML built without libyaml
     FastLoader = StrictLoader  # type: ignore[misc,assignment]
@@ -133,8 +200,13 @@ def decode(data: bytes, path: str) -> str:
 def load(data: bytes | str, path: str) -> Any:
     """Parse one YAML document strictly; errors name the file, line and column."""
     text = decode(data, path) if isinstance(data, bytes) else data
+    if len(text) > MAX_YAML_BYTES:
+        raise UsageError(f"{path}: too large to read ({len(text):,} characters)")
+    loader = None
     try:
-        return yaml.load(text, Loader=FastLoader)  # noqa: S506 - a safe, strict loader
+        loader = FastLoader(text)
+        loader.source_path = path
+        return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = exc.problem or exc.context or "invalid YAML"
@@ -143,17 +215,63 @@ def load(data: bytes | str, path: str) -> Any:
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: {exc}".splitlines()[0]) from None
     except RecursionError:
-        raise UsageError(f"{path}: nested too deeply") from None
+        raise UsageError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_json(
+    data: bytes | str, path: str, pairs: Callable[[list[tuple[str, Any]]], Any] | None = None
+) -> Any:
+    """JSON with the same limits as YAML: size first, then nesting (json has no cap of its
+    own, and deeply nested values break every recursive consumer later)."""
+    text = decode(data, path) if isinstance(data, bytes) else data
+    if len(text) > MAX_YAML_BYTES:
+        raise UsageError(f"{path}: too large to read ({len(text):,} characters)")
+    try:
+        doc = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)") from None
+    check_depth(doc, path)
+    return doc
+
+
+def check_depth(doc: Any, path: str) -> None:
+    """Refuses parsed data (JSON, TOML) nested deeper than MAX_DEPTH, without recursion."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise UsageError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def compose(text: str, path: str) -> yaml.Node | None:
     """The node tree of a document, with character-indexed marks."""
+    loader = None
     try:
-        return yaml.compose(text, Loader=StrictLoader)
+        loader = StrictLoader(text)
+        node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
         raise UsageError(f"{where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: {exc}".splitlines()[0]) from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if node is not None:
+        check_graph(node, path)
+    return node
 
 
 def dump_inline(value: Any) -> str:

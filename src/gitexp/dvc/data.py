@@ -13,6 +13,7 @@ import configparser
 import json
 import os
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from gitexp.core import yamlio
 from gitexp.errors import GitexpError, RemoteError, StateError, StorageError, UsageError
 
 DVC_LOCK = "dvc.lock"
+# Hashes become cache paths: only hex digests (md5, etags) with DVC's `.dir` suffix pass.
+_SAFE_HASH = re.compile(r"^[0-9a-fA-F][0-9a-fA-F-]{7,127}(\.dir)?$")
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,10 @@ def parse_pointers(path: str, data: bytes) -> list[DataEntry]:
         if not isinstance(item, dict) or "path" not in item:
             continue
         digest = item.get("md5") or item.get("etag") or item.get("checksum")
-        if not digest:
-            continue
+        if isinstance(digest, int) and not isinstance(digest, bool):  # an all-digit md5
+            digest = f"{digest:032d}"
+        if not isinstance(digest, str) or not _SAFE_HASH.match(digest):
+            continue  # never a path into or out of the cache (row S2)
         rel = posixpath.normpath(posixpath.join(base, str(item["path"])))
         entries[rel] = DataEntry(
             path=rel,
@@ -256,11 +261,9 @@ def current_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def _no_remote(exc: Exception) -> RemoteError:
-    return RemoteError(
-        "no DVC remote is configured: add one with 'dvc remote add -d NAME URL'"
-        f" ({str(exc).splitlines()[0]})"
-    )
+def _no_remote(_exc: Exception) -> RemoteError:
+    # DVC's own text spreads over lines and names its own commands; ours is one line.
+    return RemoteError("no DVC remote is configured: add one with 'dvc remote add -d NAME URL'")
 
 
 def missing_from_cache(root: Path, tracked: Mapping[str, str]) -> list[str]:
@@ -292,6 +295,34 @@ def ensure_in_cache(root: Path, tracked: Mapping[str, str]) -> None:
     still = missing_from_cache(root, tracked)
     if still:
         raise StateError(f"{', '.join(still)} is missing from the DVC remote too")
+
+
+def unavailable(root: Path, digests: Iterable[str], remote: str | None = None) -> set[str]:
+    """The objects (and directory objects with a missing file) that are in neither the local
+    cache nor the DVC remote. Push checks this before any ref leaves (issue: DVC's transfer
+    does not count a missing source object as failed)."""
+    missing_locally = set()
+    for digest in set(digests):
+        if not cache_path(root, digest).exists():
+            missing_locally.add(digest)
+        elif digest.endswith(".dir"):
+            listing = dir_listing(root, digest) or {}
+            missing_locally |= {h for h in listing.values() if not cache_path(root, h).exists()}
+    if not missing_locally:
+        return set()
+    from dvc.config import NoRemoteError
+    from dvc.repo import Repo as DvcRepo
+
+    with DvcRepo(os.fspath(root)) as dvc:
+        try:
+            remote_odb = dvc.cloud.get_remote_odb(remote, "push")
+        except NoRemoteError as exc:
+            raise _no_remote(exc) from exc
+        try:
+            present = set(remote_odb.oids_exist(sorted(missing_locally), jobs=4))
+        except Exception as exc:  # network, permissions, missing bucket
+            raise RemoteError(f"could not reach the DVC remote: {exc}".splitlines()[0]) from exc
+    return missing_locally - present
 
 
 def checkout_data(root: Path, remote: str | None = None) -> None:

@@ -19,6 +19,7 @@ from gitexp.core.config import load_config
 from gitexp.core.metrics import delta, is_number, relative, sort_key
 from gitexp.core.query import evaluate, keys_of, parse_filter
 from gitexp.core.render import escape_markdown, format_value
+from gitexp.core.secrets import MASK, secret_param
 from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing
 from gitexp.errors import UsageError
 from gitexp.report.ci import MARKER
@@ -35,7 +36,6 @@ from gitexp.store.snapshot import (
 MAX_MARKDOWN = 60_000  # GitHub's comment limit is 65,536 characters
 LOWER_IS_BETTER = re.compile(r"(loss|error|err|rmse|mse|mae|mape|time|latency|perplexity|wer)")
 HIGHER_IS_BETTER = re.compile(r"(acc|accuracy|f1|auc|precision|recall|r2|score|map|iou|bleu)")
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.I)
 HISTORY_DIRS = ("history", "dvclive/plots/metrics")
 
 
@@ -254,7 +254,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], limit: int | N
 
 
 def _shown(key: str, value: Any) -> Any:
-    return "***" if SECRET_KEY.search(key) else value
+    return MASK if secret_param(key) else value
 
 
 def sections(report: ReportData, run_rows: int | None = None) -> list[tuple[str, str]]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import glob
 import os
 import platform
-import re
 import sys
 from collections.abc import Iterable
 from typing import Any
 
-SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.I)
+from gitexp.core.secrets import looks_secret
 
 
 def cpu_model() -> str | None:
@@ -64,7 +63,7 @@ def capture(env_names: Iterable[str] = ()) -> dict[str, Any]:
     variables = {
         name: os.environ[name]
         for name in env_names
-        if name in os.environ and not SECRET_NAME.search(name)
+        if name in os.environ and not looks_secret(name)
     }
     return {
         "python": platform.python_version(),

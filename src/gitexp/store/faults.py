@@ -25,7 +25,8 @@ PHASES = (
     "params-restored",
     "lock-released",
 )
-APPLY_PHASES = ("apply-writing",)  # gitexp apply, between its journal and its writes
+# gitexp apply and checkout: after the journal, after the files, before the data
+APPLY_PHASES = ("apply-writing", "apply-written", "checkout-started", "checkout-moved")
 
 _SIGNALS = {"sigkill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -69,10 +70,13 @@ def run_git(
     env: Mapping[str, str] | None = None,
     write: bool = False,
     check: bool = True,
+    on_start: Callable[[int], None] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run one git command with an argv list and a scrubbed environment.
 
     Read-only calls get GIT_OPTIONAL_LOCKS=0 so they never refresh or lock the user's index.
+    `on_start` gets git's process id as soon as it runs (a journal notes it, so recovery can
+    wait for a git that outlived a killed gitexp).
     """
     full_env = clean_environ()
     full_env["GIT_TERMINAL_PROMPT"] = "0"
@@ -81,23 +85,41 @@ def run_git(
     if env:
         full_env.update(env)
     argv = ["git", *(_WRITE_CONFIG if write else ()), *args]
-    proc = subprocess.run(
+    with subprocess.Popen(
         argv,
         cwd=cwd,
-        input=stdin,
-        capture_output=True,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env=full_env,
-        check=False,
         # Outside the terminal's process group, so a Ctrl-C meant for the user's command
         # cannot kill the git that records the run (row A5); gitexp handles the signal.
         start_new_session=True,
-    )
+    ) as popen:
+        if on_start is not None:
+            on_start(popen.pid)
+        out, err = popen.communicate(stdin)
+    proc = subprocess.CompletedProcess(argv, popen.returncode, out, err)
     if check and proc.returncode != 0:
-        stderr = proc.stderr.decode("utf-8", "replace")
-        if "No space left on device" in stderr or "File too large" in stderr:
+        stderr = err.decode("utf-8", "replace")
+        if any(text in stderr for text in _NO_SPACE):
             raise StorageError(f"git {args[0]}: no space left on device")
+        if _CANNOT_WRITE.search(stderr):
+            raise StorageError(f"git {args[0]} cannot write: {_first_line(stderr)}")
         raise GitCommandError(args, proc.returncode, stderr)
     return proc
+
+
+_NO_SPACE = ("No space left on device", "File too large", "Disk quota exceeded")
+# A local write refused (a remote's "Permission denied (publickey)" is a remote error).
+_CANNOT_WRITE = re.compile(
+    r"Read-only file system|insufficient permission|Permission denied(?! \(publickey)"
+)
+
+
+def _first_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    return (lines[0] if lines else "").removeprefix("fatal: ").removeprefix("error: ")
 
 
 def git_text(args: Sequence[str], cwd: str | os.PathLike[str], **kwargs: object) -> str:
@@ -143,6 +165,10 @@ class Repo:
         run in parallel, and a journal is always replayed into the tree it came from.
         """
         return self.git_dir / "gitexp"
+
+    def git_dirs(self) -> tuple[Path, ...]:
+        """Git's own directories for this worktree: never a place for workspace files."""
+        return (self.git_dir, self.common_dir)
 
     def git(self, args: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
         return run_git(args, self.root, **kwargs)  # type: ignore[arg-type]
@@ -212,6 +238,29 @@ class Repo:
         `on_prepared` runs while the ref is locked and checked but not yet visible; if gitexp
         dies there, git aborts the transaction and no ref appears.
         """
+        self.update_refs([f"create {ref} {oid}"], message, on_prepared)
+
+    def create_refs(self, refs: Mapping[str, str], message: str) -> None:
+        """Create many refs (ref -> oid) in one transaction: all of them or none."""
+        self.update_refs([f"create {ref} {oid}" for ref, oid in refs.items()], message)
+
+    def delete_refs(self, refs: Mapping[str, str], message: str = "gitexp") -> None:
+        """Delete many refs (ref -> expected oid) in one transaction: all of them or none."""
+        self.update_refs([f"delete {ref} {oid}" for ref, oid in refs.items()], message)
+
+    def delete_ref(self, ref: str, old_oid: str) -> None:
+        self.delete_refs({ref: old_oid})
+
+    def update_refs(
+        self, commands: Sequence[str], message: str, on_prepared: Callable[[], None] | None = None
+    ) -> None:
+        """One `update-ref --stdin` transaction of `create`/`delete` commands. Ref names come
+        from for-each-ref or pass the run-name rules, so none holds a space or newline."""
+        if not commands:
+            return
+        for command in commands:
+            if "\n" in command or "\0" in command:
+                raise UsageError(f"invalid ref update {command!r}")
         env = clean_environ()
         proc = subprocess.Popen(
             ["git", *_WRITE_CONFIG, "update-ref", "-m", message, "--stdin"],
@@ -224,7 +273,8 @@ class Repo:
         )
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:
-            proc.stdin.write(f"start\ncreate {ref} {oid}\nprepare\n".encode())
+            script = "start\n" + "".join(f"{c}\n" for c in commands) + "prepare\n"
+            proc.stdin.write(script.encode("utf-8", "surrogateescape"))
             proc.stdin.flush()
             ready = proc.stdout.readline() and proc.stdout.readline()  # start: ok, prepare: ok
             if ready.strip() == b"prepare: ok":
@@ -241,11 +291,11 @@ class Repo:
         if proc.returncode != 0:
             message_text = stderr.decode("utf-8", "replace")
             if "reference already exists" in message_text:
-                raise RefExistsError(ref)
+                found = re.search(r"'([^']+)': reference already exists", message_text)
+                raise RefExistsError(found.group(1) if found else commands[0].split()[1])
+            if "No space left on device" in message_text:
+                raise StorageError("git update-ref: no space left on device")
             raise GitCommandError(["update-ref"], proc.returncode, message_text)
-
-    def delete_ref(self, ref: str, old_oid: str) -> None:
-        self.git(["update-ref", "-d", "--end-of-options", ref, old_oid], write=True)
 
     # --- objects -----------------------------------------------------------------------------
 
@@ -281,11 +331,20 @@ class Repo:
         finally:
             path.unlink(missing_ok=True)
 
-    def commit_tree(self, tree: str, parent: str, message: str, env: Mapping[str, str]) -> str:
+    def commit_tree(
+        self, tree: str, parents: str | Sequence[str], message: str, env: Mapping[str, str]
+    ) -> str:
         """A commit object; commit-tree runs no hooks, so user hooks never fire."""
-        return self.text(
-            ["commit-tree", tree, "-p", parent], stdin=message.encode(), env=env, write=True
-        )
+        args = ["commit-tree", tree]
+        for parent in [parents] if isinstance(parents, str) else parents:
+            args += ["-p", parent]
+        return self.text(args, stdin=message.encode(), env=env, write=True)
+
+    def index_tree(self) -> str:
+        """The tree of what is staged, written from a copy of the index: `git write-tree` on
+        the index itself would rewrite it (its cache-tree extension)."""
+        with self.temp_index() as index:
+            return index.write_tree()
 
     def batch_reader(self) -> BatchReader:
         return BatchReader(self.root)

@@ -1,23 +1,36 @@
 """Keeping the workspace safe across crashes: the run lock and the journal of edited files.
 
-Before gitexp edits a file in the workspace (a params override), it saves the file's original
-bytes here, durably. Every gitexp start that finds a journal entry whose run is gone puts the
-files back (RELIABILITY rule 3, rows A1 and A3), so recovery never relies on cleanup code.
+Before gitexp edits files in the workspace (a params override, an apply, a checkout), it saves
+their original bytes here, durably, with a hash of what it is about to write. Every gitexp start
+that finds an entry whose operation is gone finishes or rolls it back (RELIABILITY rule 3, rows
+A1, A3, W3, S7, S8), so recovery never relies on cleanup code having run. Recovery never
+overwrites the user: a file is put back only while it still holds exactly what gitexp wrote;
+otherwise the user's file stays and gitexp's saved copy is kept beside the journal.
+
+Temporary files live under the git directory, never in the workspace, and a killed gitexp's
+leftovers are removed at the next start (row S11).
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
+import hashlib
+import itertools
 import json
 import os
+import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from gitexp.errors import Interrupted
 from gitexp.store.git import Repo
+
+_counter = itertools.count()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -28,21 +41,62 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Replace a file's content durably: a temporary file, fsync, then rename."""
-    tmp = path.with_name(f".{path.name}.gitexp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if mode is not None:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
+def temp_path(repo: Repo, kind: str) -> Path:
+    """A fresh temporary file name under the git directory, tagged with this process's id so
+    that the next start can remove it if this process is killed."""
+    tmp_dir = repo.gitexp_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return tmp_dir / f"{kind}.{os.getpid()}.{next(_counter)}"
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None, tmp: Path | None = None) -> None:
+    """Replace a file's content durably: a temporary file (under the git directory when
+    `tmp` names one), fsync, then rename. A temporary that cannot be renamed across file
+    systems becomes an in-place write (the journal holds the original)."""
+    tmp = tmp or path.with_name(f".{path.name}.gitexp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with open(path, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if mode is not None:
+                os.chmod(path, mode)
+    finally:
+        tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
 
 
+def write_workspace_file(repo: Repo, rel: str, data: bytes, mode: int | None = None) -> None:
+    """Write a workspace file atomically with its temporary under the git directory."""
+    full = repo.root / rel
+    full.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(full, data, mode, temp_path(repo, "write"))
+
+
+def _digest(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes() if not path.is_symlink() else None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
 class RunLock:
-    """One run at a time per repository: an flock the kernel releases when its holder dies,
+    """One run at a time per worktree: an flock the kernel releases when its holder dies,
     so a lock left by a killed run is never stale (row A8)."""
 
     def __init__(self, repo: Repo) -> None:
@@ -87,77 +141,217 @@ class RunLock:
 
 
 class Journal:
-    """The original bytes of the files one operation edits, until it puts them back (a run's
-    overrides) or is done (apply). `label` says what was cut off if gitexp dies meanwhile."""
+    """What one operation is about to change in the workspace, until it is done.
 
-    def __init__(self, repo: Repo, label: str) -> None:
+    `kind` says how recovery treats a cut-off entry: 'files' (a run's overrides) and 'apply'
+    are rolled back; 'checkout' is finished (its data checked out) once git has moved HEAD.
+    """
+
+    def __init__(self, repo: Repo, label: str, kind: str = "files") -> None:
         self.repo = repo
         self.dir = repo.gitexp_dir / "journal"
-        self.path = self.dir / f"{os.getpid()}.json"
+        self.path = self.dir / f"{os.getpid()}.{next(_counter)}.json"
         self.name = label
+        self.kind = kind
+        self.entry: dict[str, Any] = {}
 
-    def save(self, paths: list[str]) -> None:
+    def save(self, written: Mapping[str, bytes | None], **extra: Any) -> None:
+        """Saves the original bytes of each path and a hash of what will be written there
+        (None: the path will be deleted)."""
         files = {}
-        for rel in paths:
+        for rel, new in written.items():
             full = self.repo.root / rel
-            if full.exists():
-                files[rel] = {
-                    "data": base64.b64encode(full.read_bytes()).decode(),
-                    "mode": full.stat().st_mode & 0o7777,
-                }
-            else:
-                files[rel] = None
+            data = _read(full)
+            files[rel] = {
+                "data": None if data is None else base64.b64encode(data).decode(),
+                "mode": full.stat().st_mode & 0o7777 if data is not None else None,
+                "written": _digest(new),
+            }
+        self.entry = {"name": self.name, "kind": self.kind, "pid": os.getpid(),
+                      "root": str(self.repo.root), "files": files, **extra}  # fmt: skip
+        self._write()
+
+    def update(self, **extra: Any) -> None:
+        self.entry.update(extra)
+        self._write()
+
+    def _write(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        entry = {"name": self.name, "pid": os.getpid(), "root": str(self.repo.root), "files": files}
-        write_atomic(self.path, json.dumps(entry).encode())
+        write_atomic(
+            self.path, json.dumps(self.entry).encode(), None, temp_path(self.repo, "journal")
+        )
 
     def restore(self) -> list[str]:
-        return _restore_entry(self.repo, self.path)
+        """Puts every file back as it was, whatever is there now (the operation itself is
+        ending: a command's own edits are in its run)."""
+        return _restore_files(self.repo, self.path, conditional=False)[0]
 
     def discard(self) -> None:
         """The operation finished: its edits stay."""
         self.path.unlink(missing_ok=True)
 
 
-def _restore_entry(repo: Repo, entry_path: Path) -> list[str]:
+def _restore_files(repo: Repo, entry_path: Path, conditional: bool) -> tuple[list[str], list[str]]:
+    """Restores the entry's files; returns (restored, kept). With `conditional`, a file that
+    no longer holds what gitexp wrote is kept, and the original is saved for the user."""
     entry = json.loads(entry_path.read_bytes())
-    restored = []
+    restored, kept = [], []
+    saved_dir = repo.gitexp_dir / "recovered" / time.strftime("%Y%m%d-%H%M%S")
     for rel, saved in entry["files"].items():
         full = repo.root / rel
-        if saved is None:
-            full.unlink(missing_ok=True)
+        original = None if saved.get("data") is None else base64.b64decode(saved["data"])
+        current = _read(full)
+        if current == original and (original is not None or not os.path.lexists(full)):
+            continue
+        if conditional and "written" in saved and _digest(current) != saved["written"]:
+            if original is not None:  # the user's file stays; gitexp's copy goes beside
+                copy = saved_dir / rel
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                copy.write_bytes(original)
+                kept.append(f"{rel} (the earlier version is at {copy})")
+            else:
+                kept.append(rel)
+            continue
+        if original is None:
+            if full.is_file() or full.is_symlink():
+                full.unlink()
         else:
-            write_atomic(full, base64.b64decode(saved["data"]), saved["mode"])
+            full.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(full, original, saved.get("mode"), temp_path(repo, "restore"))
         restored.append(rel)
     entry_path.unlink()
-    return restored
+    return restored, kept
 
 
-def recover(repo: Repo) -> list[str]:
-    """Finish what a killed run left: put back the files it had edited. Returns notices.
+def _wait_for(pid: int | None, seconds: float = 60) -> None:
+    """Waits while a git process a killed gitexp started (in its own session) still runs."""
+    if not pid:
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
 
-    Only entries whose run no longer holds the lock are touched; cheap when there are none.
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is as good as dead
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def recover(repo: Repo, checkout_data: Callable[[Path], None] | None = None) -> list[str]:
+    """Finish or roll back what a killed gitexp left, and remove its temporary files.
+    Returns notices. Cheap when there is nothing to do.
+
+    `checkout_data` puts DVC data in line with the pointers on disk (DVC is imported only
+    when an apply or checkout was cut off).
     """
+    notices = _remove_leftovers(repo)
     journal_dir = repo.gitexp_dir / "journal"
     try:
         entries = sorted(p for p in journal_dir.iterdir() if p.suffix == ".json")
     except FileNotFoundError:
-        return []
+        return notices
     if not entries:
-        return []
+        return notices
     lock = RunLock(repo)
     if not lock.try_acquire():
-        return []  # a run is under way; its journal is live
-    notices = []
+        return notices  # a run is under way; its journal is live
     try:
         for entry_path in entries:
             try:
-                name = json.loads(entry_path.read_bytes()).get("name", "?")
-                files = _restore_entry(repo, entry_path)
-            except (OSError, ValueError) as exc:
+                notices.append(_recover_entry(repo, entry_path, checkout_data))
+            except (OSError, ValueError, KeyError) as exc:
                 notices.append(f"could not recover {entry_path}: {exc}")
-                continue
-            notices.append(f"{name} was cut off; restored {', '.join(files) or 'nothing'}")
     finally:
         lock.release()
     return notices
+
+
+def _recover_entry(
+    repo: Repo, entry_path: Path, checkout_data: Callable[[Path], None] | None
+) -> str:
+    entry = json.loads(entry_path.read_bytes())
+    name, kind = entry.get("name", "an operation"), entry.get("kind", "files")
+    _wait_for(entry.get("git_pid"))
+    if kind == "checkout":
+        head = repo.head()
+        entry_path.unlink()
+        if head == entry.get("target"):
+            _data(repo, checkout_data)
+            return f"{name} was cut off after git moved HEAD; finished it (files and data)"
+        if head == entry.get("head"):
+            return f"{name} was cut off before anything changed; the workspace is as it was"
+        return f"{name} was cut off; HEAD is at {head}: check the workspace with 'git status'"
+    restored, kept = _restore_files(repo, entry_path, conditional=True)
+    pointers = [p for p in entry["files"] if p.endswith(".dvc") or p.endswith("dvc.lock")]
+    if kind == "apply" and pointers:
+        _data(repo, checkout_data)
+    what = "files and data" if kind == "apply" and pointers else "files"
+    if not restored and not kept:
+        return f"{name} was cut off before it changed any file; the workspace is as it was"
+    text = f"{name} was cut off; rolled back ({what}): restored {', '.join(restored) or 'nothing'}"
+    if kept:
+        text += f"; kept your later edits to {', '.join(kept)}"
+    return text
+
+
+def _data(repo: Repo, checkout_data: Callable[[Path], None] | None) -> None:
+    if checkout_data is None:
+        from gitexp.dvc.data import checkout_data as default
+
+        checkout_data = default
+    checkout_data(repo.root)
+
+
+def _remove_leftovers(repo: Repo) -> list[str]:
+    """Temporary files of gitexp processes that no longer run, and reproduce worktrees
+    whose gitexp was killed."""
+    notices: list[str] = []
+    tmp_dir = repo.gitexp_dir / "tmp"
+    try:
+        names = os.listdir(tmp_dir)
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        parts = name.split(".")
+        if len(parts) >= 2 and parts[1].isdigit() and not _alive(int(parts[1])):
+            path = tmp_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    for marker in _worktree_markers(repo):
+        info = json.loads(marker.read_text())
+        if _alive(int(info["pid"])):
+            continue
+        path = Path(info["path"])
+        repo.git(["worktree", "remove", "--force", str(path)], write=True, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+        repo.git(["worktree", "prune"], write=True, check=False)
+        marker.unlink(missing_ok=True)
+        notices.append(f"removed the worktree {path} of a reproduce that was cut off")
+    return notices
+
+
+def _worktree_markers(repo: Repo) -> Sequence[Path]:
+    try:
+        return sorted((repo.gitexp_dir / "worktrees").glob("*.json"))
+    except OSError:
+        return []
+
+
+def register_worktree(repo: Repo, path: Path) -> Path:
+    """Notes a temporary worktree so the next start removes it if this process dies."""
+    folder = repo.gitexp_dir / "worktrees"
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"{os.getpid()}.{next(_counter)}.json"
+    marker.write_text(json.dumps({"pid": os.getpid(), "path": str(path)}))
+    return marker

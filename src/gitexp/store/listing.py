@@ -7,15 +7,28 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gitexp.core.compare import Entry, diff_sections
+from gitexp.core.secrets import masked
 from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo
 from gitexp.store.records import list_runs
-from gitexp.store.snapshot import State, read_pointer_files, read_states, resolve_target
+from gitexp.store.snapshot import (
+    RECORD_PATH,
+    State,
+    read_pointer_files,
+    read_states,
+    resolve_target,
+)
 
 
-def entry_from_record(name: str, rev: str, record: dict[str, Any] | None) -> Entry:
+def entry_from_record(
+    name: str, rev: str, record: dict[str, Any] | None, problem: str | None = None
+) -> Entry:
+    """A run's row; a run whose record is unusable is listed by name with status unknown."""
     record = record or {}
+    errors = dict(record.get("errors") or {})
+    if problem:
+        errors[RECORD_PATH] = problem
     return Entry(
         name=name,
         rev=rev,
@@ -23,11 +36,15 @@ def entry_from_record(name: str, rev: str, record: dict[str, Any] | None) -> Ent
         created=record.get("started"),
         status=record.get("status", "unknown" if not record else None),
         duration=record.get("duration"),
-        params=record.get("params") or {},
+        params=_masked(record.get("params") or {}),
         metrics=record.get("metrics") or {},
         tags=record.get("tags") or {},
-        errors=record.get("errors") or {},
+        errors=errors,
     )
+
+
+def _masked(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {path: masked(flat) for path, flat in params.items()}
 
 
 def entry_from_state(state: State) -> Entry:
@@ -40,7 +57,7 @@ def entry_from_state(state: State) -> Entry:
         created=None,
         status=None,
         duration=None,
-        params=state.params,
+        params=_masked(state.params),
         metrics=state.metrics,
         errors={**state.errors, **notes},
     )
@@ -50,7 +67,10 @@ def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str
     """The entries to list, and the read errors to warn about (the listing goes on)."""
     with repo.batch_reader() as reader:
         if not revs:
-            entries = [entry_from_record(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
+            entries = [
+                entry_from_record(r.name, r.rev, r.record, r.problem)
+                for r in list_runs(repo, reader)
+            ]
         else:
             targets = [resolve_target(repo, rev) for rev in revs]
             entries = [
@@ -72,7 +92,10 @@ def diff_structure(
         old, new = read_states(repo, targets, reader)
         pointers = [read_pointer_files(repo, t, reader) for t in targets]
     for state in (old, new):
-        for message in state.errors.values():
+        for path, message in state.errors.items():
+            if path == RECORD_PATH:  # the files still compare; only the record is unusable
+                warn(f"{state.target.label}: {message}")
+                continue
             raise UsageError(f"{state.target.label}: {message}")
         for message in state.notes.values():
             warn(f"{state.target.label}: {message}")

@@ -11,6 +11,7 @@ from typing import Any
 from gitexp.core.names import RUNS_PREFIX
 from gitexp.errors import UsageError
 from gitexp.store.git import BatchReader, Repo
+from gitexp.store.schema import load_record
 from gitexp.store.snapshot import LOG_PATH, RECORD_PATH, parse_record
 
 
@@ -21,6 +22,7 @@ class RunInfo:
     name: str
     rev: str
     record: dict[str, Any] | None
+    problem: str | None = None  # why the record could not be used
 
 
 def iso_time(timestamp: float) -> str:
@@ -43,10 +45,10 @@ def list_runs(repo: Repo, reader: BatchReader) -> list[RunInfo]:
     """Every run, newest first: one for-each-ref and one batched read of the records."""
     refs = repo.list_refs(RUNS_PREFIX)
     records = reader.read_many([f"{oid}:{RECORD_PATH}" for _, oid in refs])
-    runs = [
-        RunInfo(name=ref[len(RUNS_PREFIX) :], rev=oid, record=parse_record(data) if data else None)
-        for (ref, oid), data in zip(refs, records, strict=True)
-    ]
+    runs = []
+    for (ref, oid), data in zip(refs, records, strict=True):
+        record, problem = load_record(data) if data is not None else (None, "it has no record")
+        runs.append(RunInfo(ref[len(RUNS_PREFIX) :], oid, record, problem))
     runs.sort(key=lambda r: (r.record or {}).get("started", ""), reverse=True)
     return runs
 
@@ -56,14 +58,13 @@ def remove_runs(repo: Repo, names: Sequence[str]) -> list[str]:
     refs = dict(repo.list_refs(RUNS_PREFIX))
     targets = []
     for raw in names:
-        if raw.startswith("-"):
-            raise UsageError(f"invalid run name '{raw}': it must not begin with '-'")
+        # Any existing name can be removed, even one that no longer passes the name rules
+        # (a run pulled by an older gitexp): the ref reaches git after --end-of-options.
         ref = RUNS_PREFIX + raw
         if ref not in refs:
             raise UsageError(f"no run named '{raw}': see 'gitexp show' for the runs there are")
         targets.append((raw, ref, refs[ref]))
-    for _, ref, oid in targets:
-        repo.delete_ref(ref, oid)
+    repo.delete_refs({ref: oid for _, ref, oid in targets}, "gitexp remove")
     return [name for name, _, _ in targets]
 
 

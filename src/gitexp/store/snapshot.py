@@ -6,7 +6,6 @@ record of many targets with one `git cat-file --batch` process.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +19,14 @@ from gitexp.core.params import Flat, load_params
 from gitexp.dvc.data import DVC_LOCK, collect, is_pointer_file, read_cached
 from gitexp.errors import GitexpError, UsageError
 from gitexp.store.git import BatchReader, Repo
+from gitexp.store.schema import load_record
 
 WORKSPACE = "workspace"
 RECORD_PATH = f"{RESERVED_DIR}/run.json"
 LOG_PATH = f"{RESERVED_DIR}/run.log"
+ENVIRONMENT_PATH = f"{RESERVED_DIR}/environment.json"  # what repeats across runs, shared
+# The only files a run's tree may hold under .gitexp/ (anything else there is refused).
+RESERVED_FILES = frozenset({RECORD_PATH, LOG_PATH, ENVIRONMENT_PATH})
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,9 @@ def read_states(repo: Repo, targets: Sequence[Target], reader: BatchReader) -> l
     files = []
     for state, found in zip(states, first, strict=True):
         if state.target.rev and found[RECORD_PATH] is not None:
-            state.record = parse_record(found[RECORD_PATH])
+            state.record, problem = load_record(found[RECORD_PATH])
+            if problem:
+                state.errors[RECORD_PATH] = problem
         try:
             config = load_config(found.get)
         except GitexpError as exc:
@@ -156,11 +161,8 @@ def parse_files(
 
 
 def parse_record(data: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    return record if isinstance(record, dict) else None
+    """A valid run record, or None (see schema.load_record for the reason)."""
+    return load_record(data)[0]
 
 
 def read_pointer_files(repo: Repo, target: Target, reader: BatchReader) -> dict[str, bytes]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
+from gitexp.core.secrets import redact, secret_values
 from gitexp.errors import UsageError
 
 LOG_HEAD_BYTES = 1 * 1024 * 1024
@@ -70,8 +71,14 @@ class LogCapture:
                 self.dropped += len(first)
 
     def getvalue(self) -> bytes:
-        marker = f"\n[gitexp: {self.dropped} bytes of output left out]\n" if self.dropped else ""
-        return bytes(self.head) + marker.encode() + b"".join(self.tail)
+        """The log as stored: values of secret-looking environment variables are replaced
+        by *** (row S10), since the log is pushed with the run."""
+        secrets = secret_values(os.environ)
+        tail = b"".join(self.tail)
+        if not self.dropped:
+            return redact(bytes(self.head) + tail, secrets)
+        marker = f"\n[gitexp: {self.dropped} bytes of output left out]\n".encode()
+        return redact(bytes(self.head), secrets) + marker + redact(tail, secrets)
 
 
 def find_executable(argv: Sequence[str], env: Mapping[str, str]) -> None:

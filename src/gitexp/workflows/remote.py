@@ -1,8 +1,11 @@
 """Sharing runs: refs through a git remote, data through the DVC remote.
 
-Push sends data first and refs after, all refs in one atomic push and never forced, so a
-remote never has a run whose data is missing (RELIABILITY rule 9). Pull fetches into a private
-namespace and creates local run refs that do not exist yet: a local run is never overwritten.
+Push checks that every object the runs point at is in the local DVC cache or already on the
+DVC remote, sends the data, and only then all refs in one atomic push that is never forced:
+a remote never gets a run whose data is missing (RELIABILITY rule 9). Pull fetches into a
+private namespace, validates what arrived (only commits, only valid names, only records that
+match the schema: rows S5, S6) and creates the local run refs in one transaction; a local run
+is never overwritten.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from gitexp.core.names import RUNS_PREFIX
-from gitexp.dvc.data import transfer_objects
+from gitexp.core.names import RUNS_PREFIX, check_free, validate_name
+from gitexp.dvc.data import missing_from_cache, transfer_objects, unavailable
 from gitexp.errors import GitexpError, RemoteError, UsageError
 from gitexp.store.git import GitCommandError, Repo
-from gitexp.store.snapshot import Target
+from gitexp.store.schema import load_record
+from gitexp.store.snapshot import RECORD_PATH, Target
 from gitexp.workflows.workspace import pointer_paths
 
 Warn = Callable[[str], None]
@@ -38,6 +42,8 @@ class PullResult:
     unchanged: list[str]
     conflicts: list[str]
     objects: int
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why it was not taken
+    without_data: dict[str, list[str]] = field(default_factory=dict)  # name -> paths
 
 
 def check_remote(repo: Repo, remote: str) -> str:
@@ -65,11 +71,12 @@ def _selected(repo: Repo, names: Sequence[str]) -> dict[str, str]:
     return chosen
 
 
-def _data_of(repo: Repo, runs: dict[str, str]) -> set[str]:
-    digests: set[str] = set()
-    for name, oid in runs.items():
-        digests |= set(pointer_paths(repo, Target(label=name, rev=oid, run=name)).values())
-    return digests
+def _data_of(repo: Repo, runs: dict[str, str]) -> dict[str, dict[str, str]]:
+    """name -> {tracked path: hash} for each run."""
+    return {
+        name: pointer_paths(repo, Target(label=name, rev=oid, run=name))
+        for name, oid in runs.items()
+    }
 
 
 def push(
@@ -81,8 +88,12 @@ def push(
         return PushResult([], 0)
     objects = 0
     if with_data:
-        digests = _data_of(repo, runs)
+        data = _data_of(repo, runs)
+        digests = {h for paths in data.values() for h in paths.values()}
         if digests:
+            lost = unavailable(repo.root, digests)
+            if lost:
+                raise RemoteError(_lost_message(data, lost))
             progress(f"pushing data of {len(runs)} run(s) to the DVC remote")
             try:
                 objects = transfer_objects(repo.root, digests, push=True)
@@ -98,6 +109,19 @@ def push(
     return PushResult(sorted(runs), objects)
 
 
+def _lost_message(data: dict[str, dict[str, str]], lost: set[str]) -> str:
+    """One line naming each run and path whose data exists nowhere."""
+    parts = []
+    for name, paths in sorted(data.items()):
+        gone = sorted(p for p, h in paths.items() if h in lost)
+        if gone:
+            parts.append(f"'{name}' ({', '.join(gone)})")
+    return (
+        f"nothing was pushed: the data of run {', '.join(parts)} is in neither the local DVC "
+        "cache nor the DVC remote; fetch it with 'gitexp pull', or push the other runs"
+    )
+
+
 def pull(
     repo: Repo, remote: str, names: Sequence[str], with_data: bool, progress: Warn
 ) -> PullResult:
@@ -111,30 +135,90 @@ def pull(
     except GitCommandError as exc:
         detail = " ".join(exc.stderr.split())[:300]
         raise RemoteError(f"could not fetch runs from {remote}: {detail}") from None
-    created: dict[str, str] = {}
-    unchanged, conflicts = [], []
+    fetched = _fetched(repo, scratch)
     try:
-        local = dict(repo.list_refs(RUNS_PREFIX))
-        for ref, oid in repo.list_refs(scratch):
-            name = ref[len(scratch) :]
-            mine = local.get(RUNS_PREFIX + name)
-            if mine == oid:
-                unchanged.append(name)
-            elif mine is not None:
-                conflicts.append(name)
-            else:
-                repo.create_ref(RUNS_PREFIX + name, oid, f"gitexp pull {remote}")
-                created[name] = oid
+        taken, unchanged, conflicts, skipped = _sort_fetched(repo, scratch, fetched)
+        refs = {RUNS_PREFIX + n: oid for n, oid in taken.items()}
+        repo.create_refs(refs, f"gitexp pull {remote}")
     finally:
-        for ref, oid in repo.list_refs(scratch):
-            repo.delete_ref(ref, oid)
+        repo.delete_refs({ref: oid for ref, (oid, _) in fetched.items()}, "gitexp pull")
+    objects, without_data = 0, {}
+    if with_data:  # new runs, and named runs already here whose data may be missing
+        wanted_data = {**(_selected(repo, names) if names else {}), **taken}
+        objects, without_data = _pull_data(repo, wanted_data, progress)
+    return PullResult(sorted(taken), unchanged, conflicts, objects, skipped, without_data)
+
+
+def _fetched(repo: Repo, scratch: str) -> dict[str, tuple[str, str]]:
+    """ref -> (object id, object type) of everything the fetch brought."""
+    out = repo.text(
+        ["for-each-ref", "--format=%(refname)%00%(objectname)%00%(objecttype)",
+         "--end-of-options", scratch]
+    )  # fmt: skip
+    found = {}
+    for line in out.splitlines():
+        ref, oid, kind = line.split("\0")
+        found[ref] = (oid, kind)
+    return found
+
+
+def _sort_fetched(
+    repo: Repo, scratch: str, fetched: dict[str, tuple[str, str]]
+) -> tuple[dict[str, str], list[str], list[str], dict[str, str]]:
+    """(runs to create, unchanged, conflicting, skipped with the reason)."""
+    local = dict(repo.list_refs(RUNS_PREFIX))
+    existing = [ref[len(RUNS_PREFIX) :] for ref in local]
+    candidates: dict[str, str] = {}
+    unchanged, conflicts, skipped = [], [], {}
+    for ref, (oid, kind) in sorted(fetched.items()):
+        name = ref[len(scratch) :]
+        mine = local.get(RUNS_PREFIX + name)
+        if mine == oid:
+            unchanged.append(name)
+            continue
+        if mine is not None:
+            conflicts.append(name)
+            continue
+        if kind != "commit":
+            skipped[name] = f"it points at a {kind}, not a commit"
+            continue
+        try:
+            check_free(validate_name(name), [*existing, *candidates])
+        except UsageError as exc:
+            skipped[name] = str(exc)
+            continue
+        candidates[name] = oid
+    with repo.batch_reader() as reader:
+        records = reader.read_many([f"{oid}:{RECORD_PATH}" for oid in candidates.values()])
+    taken = {}
+    for (name, oid), data in zip(candidates.items(), records, strict=True):
+        problem = "it has no run record" if data is None else load_record(data)[1]
+        if problem:
+            skipped[name] = problem
+        else:
+            taken[name] = oid
+    return taken, unchanged, conflicts, skipped
+
+
+def _pull_data(
+    repo: Repo, runs: dict[str, str], progress: Warn
+) -> tuple[int, dict[str, list[str]]]:
+    """Fetches what the runs' pointers name and the local cache lacks; returns how many
+    objects came and, per run, the paths whose data could not be had."""
+    data = _data_of(repo, runs)
+    digests = {h for paths in data.values() for h in paths.values()}
     objects = 0
-    if with_data and created:
-        digests = _data_of(repo, created)
-        if digests:
-            progress(f"fetching data of {len(created)} run(s) from the DVC remote")
+    if digests:
+        needed = {h for h in digests if missing_from_cache(repo.root, {h: h})}
+        if needed:
+            progress(f"fetching data of {len(runs)} run(s) from the DVC remote")
             try:
-                objects = transfer_objects(repo.root, digests, push=False)
+                objects = transfer_objects(repo.root, needed, push=False)
             except GitexpError as exc:
-                progress(f"runs pulled, their data not yet: {exc}")
-    return PullResult(sorted(created), unchanged, conflicts, objects)
+                progress(f"runs pulled, some data not: {exc}")
+    without = {}
+    for name, paths in data.items():
+        gone = missing_from_cache(repo.root, paths)
+        if gone:
+            without[name] = gone
+    return objects, without

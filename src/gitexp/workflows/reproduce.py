@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,7 +23,10 @@ from gitexp.core.metrics import is_number
 from gitexp.dvc.data import cache_dir, checkout_data
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo
+from gitexp.store.journal import register_worktree
+from gitexp.store.records import read_run_log
 from gitexp.store.snapshot import read_states, resolve_target
+from gitexp.workflows.containment import check_run_tree
 from gitexp.workflows.run import RunOutcome, RunRequest, run_experiment
 
 Warn = Callable[[str], None]
@@ -44,10 +48,16 @@ class Reproduction:
     checks: list[MetricCheck]
     environment: list[tuple[str, Any, Any]]  # (what, recorded, now) that differ
     worktree: Path | None  # kept with --keep
+    log_tail: str = ""  # the end of the re-run's output, shown when it failed
+
+    @property
+    def failed(self) -> bool:
+        """The re-run's command did not succeed: its metrics are not compared."""
+        return self.outcome.status != "success"
 
     @property
     def reproduced(self) -> bool:
-        return self.outcome.status == "success" and all(c.matches for c in self.checks)
+        return not self.failed and all(c.matches for c in self.checks)
 
 
 def close_enough(old: Any, new: Any, tolerance: float) -> bool:
@@ -88,15 +98,20 @@ def environment_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[
 
 @contextlib.contextmanager
 def _worktree(repo: Repo, rev: str, keep: bool) -> Iterator[Path]:
+    """A temporary worktree of `rev`; registered so that the next gitexp start removes it
+    if this process is killed (row S11)."""
     path = Path(tempfile.mkdtemp(prefix="gitexp-reproduce-"))
-    repo.git(["worktree", "add", "-q", "--detach", str(path), rev], write=True)
+    marker = register_worktree(repo, path)
     try:
+        repo.git(["worktree", "add", "-q", "--detach", str(path), rev], write=True)
         _share_dvc_cache(repo.root, path)
         yield path
     finally:
         if not keep:
             repo.git(["worktree", "remove", "--force", str(path)], write=True, check=False)
             shutil.rmtree(path, ignore_errors=True)
+            repo.git(["worktree", "prune"], write=True, check=False)
+        marker.unlink(missing_ok=True)
 
 
 def _share_dvc_cache(root: Path, worktree: Path) -> None:
@@ -111,7 +126,14 @@ def _share_dvc_cache(root: Path, worktree: Path) -> None:
     (worktree / ".dvc" / "config.local").write_text(text)
 
 
-def reproduce(repo: Repo, spec: str, tolerance: float, keep: bool, warn: Warn) -> Reproduction:
+def reproduce(
+    repo: Repo,
+    spec: str,
+    tolerance: float,
+    keep: bool,
+    warn: Warn,
+    progress: Warn = lambda _message: None,
+) -> Reproduction:
     if tolerance < 0:
         raise UsageError("--tolerance must be zero or more (a relative difference, e.g. 0.01)")
     target = resolve_target(repo, spec)
@@ -122,6 +144,10 @@ def reproduce(repo: Repo, spec: str, tolerance: float, keep: bool, warn: Warn) -
         raise UsageError(f"'{spec}' is not a run: see 'gitexp show' for the runs there are")
     if not record.get("command"):
         raise UsageError(f"run '{spec}' has no command to re-run (it saved a workspace)")
+    check_run_tree(repo, target.rev, spec)
+    # The only place gitexp runs a command that came from a run: say what and where first.
+    command = " ".join(shlex.quote(c) for c in record["command"])
+    progress(f"re-running {command} at {target.rev} (run {target.run})")
     original_dir = Path.cwd()
     with _worktree(repo, target.rev, keep) as tree:
         checkout_data(tree)
@@ -139,17 +165,28 @@ def reproduce(repo: Repo, spec: str, tolerance: float, keep: bool, warn: Warn) -
         finally:
             os.chdir(original_dir)
     with repo.batch_reader() as reader:
-        new_record = read_states(repo, [resolve_target(repo, outcome.name)], reader)[0].record
-    new_record = new_record or {}
+        new_target = resolve_target(repo, outcome.name)
+        new_record = read_states(repo, [new_target], reader)[0].record or {}
+        log = read_run_log(repo, new_target.rev or "", reader)[1] if outcome.commit else b""
+    failed = outcome.status != "success"
     return Reproduction(
         original=target.run,
         outcome=outcome,
-        checks=compare_metrics(
+        # A failed re-run wrote no metrics of its own: never compare what it did not write.
+        checks=[]
+        if failed
+        else compare_metrics(
             record.get("metrics") or {}, new_record.get("metrics") or {}, tolerance
         ),
         environment=environment_changes(record, new_record),
         worktree=tree if keep else None,
+        log_tail=_tail(log) if failed else "",
     )
+
+
+def _tail(log: bytes, lines: int = 10) -> str:
+    text = log.decode("utf-8", "replace").rstrip("\n")
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def _free_name(repo: Repo, stem: str) -> str:

@@ -23,11 +23,12 @@ from gitexp import __version__
 from gitexp.core.config import DVC_YAML, load_config
 from gitexp.core.names import RUNS_PREFIX, check_free, generate_name, validate_name
 from gitexp.core.params import Override, apply_overrides, load_params, parse_override
+from gitexp.core.secrets import redact_text, secret_param
 from gitexp.errors import Interrupted, StateError, UsageError
 from gitexp.store import environment
 from gitexp.store.faults import fault_point
 from gitexp.store.git import RefExistsError, Repo
-from gitexp.store.journal import Journal, RunLock, recover, write_atomic
+from gitexp.store.journal import Journal, RunLock, recover, write_workspace_file
 from gitexp.store.records import iso_time, run_names
 from gitexp.store.snapshot import (
     State,
@@ -90,6 +91,12 @@ def _override_plan(repo: Repo, specs: Sequence[str]) -> dict[str, bytes]:
         full = repo.root / path
         if full.is_symlink() or (full.exists() and not full.is_file()):
             raise UsageError(f"cannot override {path}: it is not a regular file")
+        # A folder on the way may be a symlink: the file must really be in the workspace,
+        # and not in git's own directory (row S12).
+        real = Path(os.path.realpath(full))
+        inside = repo.root.resolve() in real.parents
+        if not inside or any(d.resolve() in (real, *real.parents) for d in repo.git_dirs()):
+            raise UsageError(f"cannot override {path}: it is not a file of this workspace")
         if not full.exists() and not all(o.add for o in overrides):
             raise UsageError(
                 f"params file {path} does not exist; to create it, write -S +KEY=VALUE"
@@ -113,12 +120,18 @@ def _read_results(repo: Repo, override_files: Sequence[str], warn: Warn) -> dict
             warn(f"could not read metrics: {message}")
     if not results.metrics and not results.errors:
         warn(f"the command wrote no metrics file ({', '.join(config.metrics_files)})")
+    for path, flat in results.params.items():
+        for key in (k for k in flat if secret_param(k)):
+            warn(
+                f"param '{key}' in {path} looks like a secret: it is stored in the run's "
+                "commit (show and report mask it); keep secrets in environment variables"
+            )
     return {"params": results.params, "metrics": results.metrics, "errors": results.errors}
 
 
 def _commit_message(name: str, request: RunRequest, command: Sequence[str], status: str,
                     exit_code: int | None, duration: float) -> str:  # fmt: skip
-    summary = f"run {name}: {' '.join(command) or '(workspace saved)'}"
+    summary = f"run {name}: {redact_text(' '.join(command)) or '(workspace saved)'}"
     if len(summary) > 72:
         summary = summary[:69] + "..."
     body = f"{request.message.strip()}\n\n" if request.message else ""
@@ -189,12 +202,12 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
             check_free(name, existing, other_refs)
             plan = _override_plan(repo, request.overrides)
             if plan:
-                journal.save(list(plan))
+                journal.save(plan)
                 fault_point("params-journaled")
                 for path, data in plan.items():
                     full = repo.root / path
                     mode = full.stat().st_mode & 0o7777 if full.exists() else None
-                    write_atomic(full, data, mode)
+                    write_workspace_file(repo, path, data, mode)
                 fault_point("params-written")
             return _run_and_record(
                 repo, request, name, command, base, branch, author, env, plan, guard,
@@ -356,7 +369,7 @@ def _new_record(
     return {
         "version": RECORD_VERSION,
         "name": name,
-        "command": list(command),
+        "command": [redact_text(part) for part in command],
         "status": status,
         "exit_code": exit_code,
         "started": iso_time(started),
@@ -403,9 +416,16 @@ def save_workspace(repo: Repo, reason: str, warn: Warn) -> str:
         request=request,
         results=_read_results(repo, [], lambda _msg: None),
     )
-    _write_run_commit(
-        repo, name, record, LogCapture(), request, (), base, repo.author_ident(), warn
+    # What is staged is kept too, as `git stash` keeps it: a second parent whose tree is the
+    # index, so applying the saved run can bring back index and worktree both (row S9).
+    index_commit = repo.commit_tree(
+        repo.index_tree(), base, f"index of {name}\n", _identity_env(repo.author_ident())
     )
+    record["index"] = index_commit
+    _write_run_commit(
+        repo, name, record, LogCapture(), request, (), [base, index_commit],
+        repo.author_ident(), warn,
+    )  # fmt: skip
     return name
 
 
@@ -416,7 +436,7 @@ def _write_run_commit(
     log: LogCapture,
     request: RunRequest,
     command: Sequence[str],
-    base: str,
+    parents: str | Sequence[str],
     author: str | None,
     warn: Warn,
 ) -> str:
@@ -426,7 +446,7 @@ def _write_run_commit(
     message = _commit_message(
         name, request, command, record["status"], record["exit_code"], record["duration"]
     )
-    commit = repo.commit_tree(tree, base, message, _identity_env(author))
+    commit = repo.commit_tree(tree, parents, message, _identity_env(author))
     fault_point("commit-written")
     try:
         repo.create_ref(

@@ -1,13 +1,17 @@
-"""Returning to a past run: `checkout` (become the run), `apply` (bring its changes onto the
+"""Returning to a past run: `checkout` (become the run), `apply` (bring its change onto the
 current branch) and `branch` (a branch at the run, ready for a pull request).
 
 Both `checkout` and `apply` refuse to overwrite uncommitted work; with `--force` they first
-record the workspace as a run with status 'saved', so nothing is ever lost.
+record the workspace (worktree and index) as a run with status 'saved', so nothing is ever
+lost. Both are journaled: a kill -9 half-way ends, at the next start, in the complete old or
+the complete new state, files and DVC data both (rows W3, S8). A run's tree is checked for
+paths that would leave the workspace before anything is written (rows S1, S2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gitexp.core.config import RESERVED_DIR
@@ -15,8 +19,9 @@ from gitexp.dvc.data import checkout_data, collect, current_hashes, ensure_in_ca
 from gitexp.errors import StateError, UsageError
 from gitexp.store.faults import fault_point
 from gitexp.store.git import Repo, iter_lines_z
-from gitexp.store.journal import Journal, RunLock
-from gitexp.store.snapshot import Target, read_pointer_files, resolve_target
+from gitexp.store.journal import Journal, RunLock, temp_path, write_workspace_file
+from gitexp.store.snapshot import Target, read_pointer_files, read_states, resolve_target
+from gitexp.workflows.containment import check_run_tree, tree_entries
 from gitexp.workflows.run import save_workspace
 
 Warn = Callable[[str], None]
@@ -27,6 +32,12 @@ class Dirty:
     tracked: list[str]  # modified, staged, deleted
     untracked: list[str]  # not ignored
     data: list[str]  # DVC-tracked paths whose content differs from their pointer
+
+
+@dataclass(frozen=True)
+class Blob:
+    mode: str  # git's file mode: 100644, 100755, 120000 (symlink)
+    data: bytes
 
 
 def workspace_changes(repo: Repo) -> Dirty:
@@ -78,7 +89,10 @@ def _guard(repo: Repo, conflicts: list[str], force: bool, action: str, warn: War
             f"or use --force to save them as a run first"
         )
     name = save_workspace(repo, f"saved by gitexp before {action}", warn)
-    warn(f"saved your uncommitted changes as run '{name}' (gitexp apply {name} brings them back)")
+    warn(
+        f"saved your uncommitted changes (worktree and index) as run '{name}' "
+        f"(gitexp apply {name} brings them back)"
+    )
 
 
 def _locked(repo: Repo) -> RunLock:
@@ -91,6 +105,8 @@ def _locked(repo: Repo) -> RunLock:
 def checkout(repo: Repo, spec: str, force: bool, warn: Warn) -> str:
     """HEAD detached at the run's commit, its files and data on disk. Returns the commit."""
     target = _run_target(repo, spec)
+    assert target.rev is not None
+    check_run_tree(repo, target.rev, spec, repo.root)
     lock = _locked(repo)
     try:
         dirty = workspace_changes(repo)
@@ -98,63 +114,201 @@ def checkout(repo: Repo, spec: str, force: bool, warn: Warn) -> str:
         conflicts = dirty.tracked + [p for p in dirty.untracked if p in in_run] + dirty.data
         ensure_in_cache(repo.root, pointer_paths(repo, target))
         _guard(repo, sorted(set(conflicts)), force, "checkout", warn)
+        journal = Journal(repo, f"checkout of '{spec}'", kind="checkout")
+        journal.save({}, target=target.rev, head=repo.head())
+        fault_point("checkout-started")
         # With --force the workspace was saved above; --force then lets git overwrite it.
         force_flag = ["--force"] if force else []
-        repo.git(["checkout", "-q", *force_flag, "--detach", target.rev], write=True)
+        try:
+            repo.git(
+                ["checkout", "-q", *force_flag, "--detach", target.rev],
+                write=True,
+                on_start=lambda pid: journal.update(git_pid=pid),
+            )
+        except BaseException:
+            if repo.head() != target.rev:  # git refused: nothing changed
+                journal.discard()
+            raise
+        fault_point("checkout-moved")
         checkout_data(repo.root)
+        journal.discard()
     finally:
         lock.release()
     return target.rev
 
 
-def apply(repo: Repo, spec: str, force: bool, warn: Warn) -> list[str]:
-    """The run's files (code, params, data pointers) written over the workspace, HEAD and the
-    branch kept; the data checked out. Returns the paths that changed."""
+def _run_base(repo: Repo, target: Target) -> str | None:
+    """The commit a run (or any commit) changed: its first parent."""
+    proc = repo.git(["rev-parse", "-q", "--verify", f"{target.rev}^1"], check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def _blobs(repo: Repo, rev: str | None) -> dict[str, tuple[str, str]]:
+    """path -> (mode, blob id) of a commit's tree (empty for None)."""
+    if rev is None:
+        return {}
+    return {path: (mode, oid) for mode, oid, path in tree_entries(repo, rev)}
+
+
+def apply(repo: Repo, spec: str, force: bool, warn: Warn, whole: bool = False) -> list[str]:
+    """The run's change (base..run) brought onto HEAD as a three-way merge, like `git
+    cherry-pick --no-commit` but left unstaged, and the data checked out. With `whole`, the
+    files are made equal to the run's. Returns the paths written."""
     target = _run_target(repo, spec)
-    if repo.head() is None:
+    assert target.rev is not None
+    head = repo.head()
+    if head is None:
         raise StateError("this repository has no commit yet: make a first commit first")
+    check_run_tree(repo, target.rev, spec, repo.root)
     lock = _locked(repo)
     try:
-        changed = _changed_paths(repo, "HEAD", target.rev)
+        base = _run_base(repo, target)
+        if whole or base is None:
+            changes = _whole_changes(repo, head, target.rev)
+        else:
+            changes = _merged_changes(repo, base, head, target.rev, spec)
         dirty = workspace_changes(repo)
-        touched = set(changed)
-        conflicts = [p for p in dirty.tracked + dirty.untracked if p in touched] + dirty.data
+        conflicts = [p for p in dirty.tracked + dirty.untracked if p in changes] + dirty.data
         ensure_in_cache(repo.root, pointer_paths(repo, target))
         _guard(repo, sorted(set(conflicts)), force, "apply", warn)
-        # Journaled, so a kill -9 half-way is rolled back by the next gitexp start (row W3).
-        journal = Journal(repo, f"apply of '{spec}'")
-        journal.save(changed)
+        journal = Journal(repo, f"apply of '{spec}'", kind="apply")
+        journal.save({p: b.data if b else None for p, b in changes.items()})
         fault_point("apply-writing")
-        _write_tree_files(repo, target.rev, changed)
+        try:
+            _write_files(repo, changes)
+            fault_point("apply-written")
+            index = _saved_index(repo, target)
+            if index and base:
+                _apply_index(repo, base, index, warn)
+            if any(p.endswith(".dvc") or p.endswith("dvc.lock") for p in changes):
+                checkout_data(repo.root)
+        except BaseException:
+            journal.restore()  # a failed apply leaves the workspace as it was
+            if any(p.endswith(".dvc") or p.endswith("dvc.lock") for p in changes):
+                try:
+                    checkout_data(repo.root)
+                except Exception as exc:  # the first error is the one to report
+                    warn(f"could not put the data back as it was: {exc}")
+            raise
         journal.discard()
-        checkout_data(repo.root)
     finally:
         lock.release()
-    return changed
+    return sorted(changes)
 
 
-def _write_tree_files(repo: Repo, rev: str, paths: list[str]) -> None:
-    """Makes each path on disk what it is in `rev` (deleting those `rev` lacks), leaving the
-    index alone so the changes show as unstaged."""
-    present = set(
-        iter_lines_z(repo.git(["ls-tree", "-r", "-z", "--name-only", rev, "--", *paths]).stdout)
-    ) if paths else set()  # fmt: skip
+def _whole_changes(repo: Repo, head: str, rev: str) -> dict[str, Blob | None]:
+    paths = _changed_paths(repo, head, rev)
+    entries = _blobs(repo, rev)
+    with repo.batch_reader() as reader:
+        data = reader.read_many([entries[p][1] for p in paths if p in entries])
+    found = iter(data)
+    return {p: Blob(entries[p][0], next(found) or b"") if p in entries else None for p in paths}
+
+
+def _merged_changes(
+    repo: Repo, base: str, head: str, run: str, label: str
+) -> dict[str, Blob | None]:
+    """What base..run changes, merged into HEAD's files; refused with the conflicting paths
+    before anything is written."""
+    paths = _changed_paths(repo, base, run)
+    sides = [_blobs(repo, rev) for rev in (base, head, run)]
+    oids = {entry[1] for side in sides for p in paths if (entry := side.get(p))}
+    with repo.batch_reader() as reader:
+        contents = dict(zip(oids, reader.read_many(list(oids)), strict=True))
+    changes: dict[str, Blob | None] = {}
+    conflicts = []
     for path in paths:
-        if path not in present:
-            full = repo.root / path
-            if full.is_file() or full.is_symlink():
-                full.unlink()
-    keep = sorted(present)
-    if keep:
-        repo.git(
-            ["restore", f"--source={rev}", "--worktree", "--", *keep],
-            write=True,
+        b, h, r = (side.get(path) for side in sides)
+        if h == b:  # HEAD has not touched it: take the run's version
+            changes[path] = Blob(r[0], contents[r[1]] or b"") if r else None
+        elif h == r:
+            continue  # HEAD already has the run's version
+        elif b is None or h is None or r is None or "120000" in (b[0], h[0], r[0]):
+            conflicts.append(path)
+        else:
+            merged = _merge_text(repo, *(contents[x[1]] or b"" for x in (h, b, r)))
+            if merged is None:
+                conflicts.append(path)
+            else:
+                changes[path] = Blob(r[0] if h[0] == b[0] else h[0], merged)
+    if conflicts:
+        listed = ", ".join(conflicts[:8]) + (" ..." if len(conflicts) > 8 else "")
+        raise StateError(
+            f"applying '{label}' conflicts with changes committed since its base in {listed}; "
+            "nothing was written (use --whole to take the run's files as they are)"
         )
+    return changes
+
+
+def _merge_text(repo: Repo, ours: bytes, base: bytes, theirs: bytes) -> bytes | None:
+    """A three-way merge of one file by `git merge-file`, or None when it conflicts."""
+    temps = [temp_path(repo, "merge") for _ in range(3)]
+    try:
+        for temp, data in zip(temps, (ours, base, theirs), strict=True):
+            temp.write_bytes(data)
+        proc = repo.git(["merge-file", "-p", *map(str, temps)], check=False)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _write_files(repo: Repo, changes: Mapping[str, Blob | None]) -> None:
+    """Writes each path as given (None: deletes it), in this process, so a kill stops the
+    writes at once and the journal knows what is on disk."""
+    for path, blob in sorted(changes.items()):
+        full = repo.root / path
+        if (blob is None or blob.mode == "120000") and (full.is_file() or full.is_symlink()):
+            full.unlink()
+        if blob is None:
+            continue
+        if blob.mode == "120000":
+            full.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(blob.data.decode("utf-8", "surrogateescape"), full)
+        elif blob.mode != "160000":
+            write_workspace_file(repo, path, blob.data, 0o755 if blob.mode == "100755" else 0o644)
+
+
+def _saved_index(repo: Repo, target: Target) -> str | None:
+    """The index commit a saved run keeps beside its worktree (see save_workspace)."""
+    with repo.batch_reader() as reader:
+        (state,) = read_states(repo, [target], reader)
+    index = (state.record or {}).get("index")
+    return index if isinstance(index, str) and repo.resolve_commit(index) else None
+
+
+def _apply_index(repo: Repo, base: str, index: str, warn: Warn) -> None:
+    """Stages what the saved run had staged: each path the saved index changed from its
+    base gets that index entry, where the index still has the base's entry (row S9)."""
+    out = repo.git(["diff", "--raw", "-z", "--no-renames", base, index, "--"]).stdout
+    fields = out.split(b"\0")
+    staged = repo.git(["ls-files", "-s", "-z"]).stdout.decode("utf-8", "surrogateescape")
+    current = {}
+    for line in staged.split("\0"):
+        if line:
+            info, _, path = line.partition("\t")
+            mode, oid, _stage = info.split()
+            current[path] = (mode, oid)
+    lines = []
+    for i in range(0, len(fields) - 1, 2):
+        meta, path = fields[i].decode(), fields[i + 1].decode("utf-8", "surrogateescape")
+        old_mode, new_mode, old_oid, new_oid = meta.lstrip(":").split()[:4]
+        was = None if old_mode == "000000" else (old_mode, old_oid)
+        if current.get(path) != was:
+            warn(f"left {path} unstaged: its staged version changed since the run was saved")
+            continue
+        if new_mode == "000000":
+            lines.append(f"0 {'0' * 40}\t{path}\n")
+        else:
+            lines.append(f"{new_mode} {new_oid}\t{path}\n")
+    if lines:
+        repo.git(["update-index", "--index-info"], stdin="".join(lines).encode(), write=True)
 
 
 def branch(repo: Repo, spec: str, name: str) -> str:
     """A branch whose tip is the run's code and params (its record left out), on its base."""
     target = _run_target(repo, spec)
+    assert target.rev is not None
     if name.startswith("-"):
         raise UsageError(f"invalid branch name '{name}': it must not begin with '-'")
     check = repo.git(["check-ref-format", "--branch", name], check=False)
@@ -162,6 +316,7 @@ def branch(repo: Repo, spec: str, name: str) -> str:
         raise UsageError(f"invalid branch name '{name}'")
     if repo.ref_exists(f"refs/heads/{name}"):
         raise UsageError(f"branch '{name}' already exists: choose another name")
+    check_run_tree(repo, target.rev, spec)
     with repo.temp_index() as index:
         repo.git(["read-tree", target.rev], env=index.env, write=True)
         repo.git(
@@ -171,11 +326,8 @@ def branch(repo: Repo, spec: str, name: str) -> str:
         )
         tree = index.write_tree()
     message = repo.git(["log", "-1", "--format=%B", target.rev]).stdout.decode()
-    parents = repo.text(["rev-list", "--parents", "-n", "1", target.rev]).split()[1:]
-    args = ["commit-tree", tree]
-    for parent in parents:
-        args += ["-p", parent]
-    commit = repo.text(args, stdin=message.encode(), write=True)
+    parent = _run_base(repo, target)
+    commit = repo.commit_tree(tree, [parent] if parent else [], message, {})
     repo.create_ref(f"refs/heads/{name}", commit, f"gitexp branch {name}")
     return commit
 
