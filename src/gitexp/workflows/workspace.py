@@ -280,7 +280,7 @@ def _saved_index(repo: Repo, target: Target) -> str | None:
 def _apply_index(repo: Repo, base: str, index: str, warn: Warn) -> None:
     """Stages what the saved run had staged: each path the saved index changed from its
     base gets that index entry, where the index still has the base's entry (row S9)."""
-    out = repo.git(["diff", "--raw", "-z", "--no-renames", base, index, "--"]).stdout
+    out = repo.git(["diff-tree", "-r", "-z", "--no-renames", base, index, "--"]).stdout
     fields = out.split(b"\0")
     staged = repo.git(["ls-files", "-s", "-z"]).stdout.decode("utf-8", "surrogateescape")
     current = {}
