@@ -76,7 +76,11 @@ def test_reading_runs_back(repo: Path) -> None:
     assert row["status"] == "success" and row["start_time"] <= row["end_time"]
     assert out["run"]["histories"]["loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     assert out["run"]["metrics"]["dvclive/metrics.json"]["acc"] == 0.4
-    assert out["diff"]["params"]["dvclive/params.yaml"]["train.lr"] == {"old": 0.1, "new": 0.3}
+    assert out["diff"]["params"]["dvclive/params.yaml"]["train.lr"] == {
+        "old": 0.1,
+        "new": 0.3,
+        "diff": 0.2,
+    }
 
 
 def test_inside_gitexp_run_the_api_joins_the_outer_run(repo: Path) -> None:

@@ -40,8 +40,14 @@ def test_log_shows_record_and_output(repo: Path, gitexp) -> None:
     assert gitexp("run", "-n", "logged", "--", sys.executable, "train.py").returncode == 0
     proc = gitexp("log", "logged")
     assert proc.returncode == 0
-    assert "status" in proc.stdout and "success" in proc.stdout
-    assert "--- output ---\ntrained with lr 0.1\n" in proc.stdout
+    fields = dict(line.split(None, 1) for line in proc.stdout.split("\n--- output")[0].splitlines())
+    assert fields["name"] == "logged" and fields["status"] == "success"
+    assert fields["exit_code"] == "0" and fields["rev"] == git(
+        repo, "rev-parse", "refs/runs/logged"
+    )
+    assert fields["command"] == f"{sys.executable} train.py"
+    assert fields["params.yaml:train.lr"] == "0.1" and fields["metrics.json:acc"] == "0.9"
+    assert proc.stdout.endswith("--- output ---\ntrained with lr 0.1\n")
     record = json.loads(gitexp("log", "logged", "--json").stdout)
     assert record["name"] == "logged" and record["log"] == "trained with lr 0.1\n"
     proc = gitexp("log", "HEAD")

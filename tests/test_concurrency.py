@@ -61,9 +61,18 @@ def test_C4_readers_during_writes_never_fail_or_see_partial_runs(repo: Path) -> 
         for args in (["show", "--json"], ["diff", "--json", "HEAD"]):
             proc = subprocess.run([*GITEXP, *args], cwd=repo, capture_output=True, text=True)
             assert proc.returncode == 0, proc.stderr
-            if args[0] == "show":
-                for run in json.loads(proc.stdout):
-                    assert run["status"] == "success" and "seed" in run["metrics"]["metrics.json"]
+            assert proc.stderr == ""  # no warning about a half-written run either
+            if args[0] == "diff":  # the workspace may hold an override: only seed can differ
+                diff = json.loads(proc.stdout)
+                assert set(diff["params"].get("params.yaml", {})) <= {"seed"}, diff
+                continue
+            for run in json.loads(proc.stdout):  # every listed run is complete and its own
+                seed = int(run["name"][1:])
+                assert run["status"] == "success"
+                assert run["params"]["params.yaml"]["seed"] == seed
+                assert run["metrics"]["metrics.json"] == {"seed": seed}
+                tree = git(repo, "ls-tree", "-r", "--name-only", run["rev"]).splitlines()
+                assert ".gitexp/run.json" in tree and "metrics.json" in tree
         reads += 1
     for w in writers:
         w.communicate(timeout=120)

@@ -52,6 +52,12 @@ def record_two_runs(repo: Path) -> None:
         assert proc.returncode == 0, proc.stderr
 
 
+def show_json_in(repo: Path, *args: str) -> list[dict]:
+    proc = run_gitexp(repo, "show", "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def clone(origin: Path, where: Path) -> Path:
     git(where.parent, "clone", "-q", "-b", "main", str(origin), str(where))
     return where
@@ -99,8 +105,98 @@ def test_reproduce_differs_then_tolerance(project: Path) -> None:
     assert "differs" in proc.stdout
     proc = run_gitexp(project, "reproduce", "noisy", "--tolerance", "0.01", "--keep")
     assert proc.returncode == 0, proc.stdout
-    assert "reproduced" in proc.stdout and "worktree kept at" in proc.stdout
+    assert "reproduced: noisy-repro-2 re-ran noisy" in proc.stdout
+    kept = Path(proc.stdout.split("worktree kept at ")[1].split("\n")[0])
+    assert (kept / "metrics.json").exists()
+    git(project, "worktree", "remove", "--force", str(kept))  # the test leaves nothing behind
     assert run_gitexp(project, "reproduce", "HEAD").returncode == 2
+
+
+def test_reproduce_of_a_failing_rerun_says_so_and_compares_nothing(project: Path) -> None:
+    code = ("import json, os, sys; json.dump({'acc': 0.9}, open('metrics.json', 'w')); "
+            "print('step', 1); sys.exit(int(os.environ.get('FAIL', '0')))")  # fmt: skip
+    assert (
+        run_gitexp(project, "run", "-n", "flaky", "--", sys.executable, "-c", code).returncode == 0
+    )
+    proc = run_gitexp(project, "reproduce", "flaky", env={"FAIL": "3"})
+    assert proc.returncode == 1
+    assert (
+        "re-running " in proc.stderr and git(project, "rev-parse", "refs/runs/flaky") in proc.stderr
+    )
+    assert "the re-run failed (exit code 3), so its metrics are not compared" in proc.stdout
+    assert "step 1" in proc.stdout  # the end of its log
+    assert "failed: flaky-repro-1 re-ran flaky and exited 3" in proc.stdout
+    assert " ok" not in proc.stdout  # no metric rows: the metrics are not its own
+    result = json.loads(run_gitexp(project, "reproduce", "flaky", "--json",
+                                   env={"FAIL": "3"}).stdout)  # fmt: skip
+    assert result["verdict"] == "failed" and result["metrics"] == [] and result["exit_code"] == 3
+
+
+def model_hash(repo: Path, run: str) -> str:
+    record = json.loads(git(repo, "show", f"refs/runs/{run}:.gitexp/run.json"))
+    return record["data"]["model.bin"]["hash"]
+
+
+def test_push_stops_when_a_runs_data_is_nowhere(project: Path, origin: Path) -> None:
+    record_two_runs(project)
+    digest = model_hash(project, "slow")
+    (project / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]).unlink()  # dvc gc
+    proc = run_gitexp(project, "push")
+    assert proc.returncode == 5
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert errors == [
+        "gitexp: error: nothing was pushed: the data of run 'slow' (model.bin) is in neither the "
+        "local DVC cache nor the DVC remote; fetch it with 'gitexp pull', or push the other runs"
+    ]
+    assert git(project, "ls-remote", str(origin), "refs/runs/*") == ""
+    assert run_gitexp(project, "push", "origin", "fast").returncode == 0  # the others can go
+
+
+def test_push_with_a_failing_dvc_remote_pushes_no_refs(project: Path, origin, tmp_path) -> None:
+    record_two_runs(project)
+    (tmp_path / "dvc-store").write_text("a file where the DVC remote's folder should be")
+    proc = run_gitexp(project, "push")
+    assert proc.returncode == 5
+    assert "no run was pushed" in proc.stderr and "Traceback" not in proc.stderr
+    assert git(project, "ls-remote", str(origin), "refs/runs/*") == ""
+
+
+def test_pull_warns_for_each_run_whose_data_the_remote_lacks(project, origin, tmp_path) -> None:
+    record_two_runs(project)
+    assert run_gitexp(project, "push", "--no-data").returncode == 0
+    other = clone(origin, tmp_path / "other")
+    proc = run_gitexp(other, "pull")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("fast", "slow"):
+        assert f"run '{name}' has no data here for model.bin: the DVC remote lacks it" in (
+            proc.stderr
+        )
+    assert run_gitexp(project, "push").returncode == 0  # now the data is there too
+    proc = run_gitexp(other, "pull", "origin", "slow")  # a run already here gets its data
+    assert proc.returncode == 0 and "has no data" not in proc.stderr
+    assert "1 data object(s)" in proc.stdout
+
+
+def test_ctrl_c_outside_a_run_exits_130(project: Path, origin: Path) -> None:
+    assert run_gitexp(project, "run", "-n", "r", "--", "true").returncode == 0
+    hook, marker, release = origin / "hooks" / "pre-receive", origin / "started", origin / "go"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\nwhile [ ! -e {release} ]; do sleep 0.1; done\n"
+                    "exit 1\n")  # fmt: skip
+    hook.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-m", "gitexp", "push", "--no-data"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends Ctrl-C to its foreground
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130
+        assert "Traceback" not in stderr
+    finally:
+        release.touch()
 
 
 def test_RP1_missing_dvc_remote_pushes_no_refs(repo: Path, origin: Path) -> None:
@@ -175,10 +271,17 @@ def test_G5_shallow_clone_runs_shows_and_diffs(project: Path, origin: Path, tmp_
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{origin}", str(shallow))
     proc = run_gitexp(shallow, "run", "-n", "s", "-S", "seed=4", "--", sys.executable, "train.py")
     assert proc.returncode == 0, proc.stderr
-    assert run_gitexp(shallow, "show", "--json").returncode == 0
-    assert run_gitexp(shallow, "diff", "HEAD", "s").returncode == 0
+    head = git(shallow, "rev-parse", "HEAD")
+    assert git(shallow, "rev-parse", "refs/runs/s^") == head
+    (listed,) = show_json_in(shallow)
+    assert listed["name"] == "s" and listed["base"] == head
+    assert listed["params"]["params.yaml"]["seed"] == 4
+    diff = json.loads(run_gitexp(shallow, "diff", "HEAD", "s", "--json").stdout)
+    assert diff["params"]["params.yaml"]["seed"] == {"old": 1, "new": 4, "diff": 3}
     proc = run_gitexp(shallow, "push", "--no-data")
     assert proc.returncode == 0, proc.stderr
+    remote = git(project, "ls-remote", str(origin), "refs/runs/s").split()
+    assert remote[0] == git(shallow, "rev-parse", "refs/runs/s")
 
 
 # --- S3 served by moto on 127.0.0.1 ---------------------------------------------------------

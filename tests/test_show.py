@@ -60,6 +60,11 @@ def test_sort_filter_limit(three_runs: Path, gitexp) -> None:
     ]  # fmt: skip
     picked = show_json(gitexp, "--filter", "acc > 0.85 and train.lr <= 0.1")
     assert sorted(r["name"] for r in picked) == ["r1", "r3"]
+    # each of r2 and r3 passes one side only: `and` needs both
+    picked = show_json(gitexp, "--filter", "acc > 0.85 and train.lr >= 0.1")
+    assert [r["name"] for r in picked] == ["r1"]
+    picked = show_json(gitexp, "--filter", "acc > 0.85 or train.lr >= 0.1")
+    assert sorted(r["name"] for r in picked) == ["r1", "r2", "r3"]
     picked = show_json(gitexp, "--filter", "status == 'failed' or (loss > 0.3)")
     assert [r["name"] for r in picked] == ["r2"]
     assert len(show_json(gitexp, "--limit", "1")) == 1
@@ -153,6 +158,10 @@ def test_filter_language_units() -> None:
     assert not check("acc >= base.acc - 0.005")
     assert check("not loss < 1 and not loss > 1")  # NaN compares false both ways
     assert check("name == 'x' and acc * 2 > 1.7")
+    assert not check("name == 'x' and acc > 0.95") and not check("acc > 0.95 and name == 'x'")
+    assert check("name == 'y' or acc > 0.5") and not check("name == 'y' or acc > 0.95")
+    assert not check("not acc > 0.5") and check("not (acc > 0.5 and name == 'y')")
+    assert check("acc - 0.1 < 0.85") and check("-acc < 0") and check("acc / 3 < 0.31")
     assert not check("name > 1")  # a string is never compared with a number
     assert not check("missing == 1")
     for bad in ["acc >", "and", "acc = 1", "acc > 1 1", "import os"]:

@@ -185,8 +185,7 @@ def diff_json(changes: Iterable[Change]) -> dict[str, Any]:
     """DVC's `exp diff --json` shape."""
     out: dict[str, Any] = {"params": {}, "metrics": {}}
     for c in changes:
-        item: dict[str, Any] = {"old": c.old, "new": c.new}
-        if c.kind == "metrics":
-            item["diff"] = c.diff
+        # numeric params get their difference too, as DVC's `exp diff --json` gives it
+        item: dict[str, Any] = {"old": c.old, "new": c.new, "diff": c.diff}
         out[c.kind].setdefault(c.path, {})[c.key] = item
     return out
