@@ -109,8 +109,8 @@ def evaluate(node: Node, lookup: Callable[[str], Any]) -> Any:
             return _ARITH[node.value](left, right)
         except (ZeroDivisionError, OverflowError):
             return math.nan
-    # 'cmp': only like with like; missing values and NaN never match.
-    if left is None or right is None:
+    # 'cmp': only like with like; missing values and NaN never match, even with !=.
+    if left is None or right is None or _nan(left) or _nan(right):
         return False
     if is_number(left) != is_number(right):
         return False
@@ -118,6 +118,10 @@ def evaluate(node: Node, lookup: Callable[[str], Any]) -> Any:
         return bool(_COMPARE[node.value](left, right))
     except TypeError:
         return False
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:

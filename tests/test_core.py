@@ -1,0 +1,284 @@
+"""The pure core in-process, in milliseconds: numbers and sorting, rendering, secrets, the
+record schema, YAML/JSON limits, configuration and the filter language's edges."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from gitexp.core import yamlio
+from gitexp.core.compare import Entry, KeyIndex, columns_of, diff_sections, select
+from gitexp.core.config import parse_config, parse_size
+from gitexp.core.metrics import delta, is_number, load_metrics, parse_number, relative, sort_key
+from gitexp.core.params import flatten, load_params
+from gitexp.core.query import evaluate, keys_of, parse_filter
+from gitexp.core.render import escape_markdown, format_value, json_safe, render_rows, to_json
+from gitexp.core.secrets import masked, redact, secret_param, secret_values
+from gitexp.errors import UsageError
+from gitexp.store.schema import load_record, problem
+
+# --- metrics: numbers, deltas, sorting ---------------------------------------------------------
+
+
+def test_numbers_and_deltas() -> None:
+    assert is_number(1) and is_number(1.5) and not is_number(True) and not is_number("1")
+    assert parse_number("3") == 3 and isinstance(parse_number("3"), int)
+    assert parse_number("3.5") == 3.5 and parse_number("nan") != parse_number("nan")
+    assert parse_number("high") == "high" and parse_number(None) is None
+    assert delta(0.966667, 0.982222) == 0.015555  # binary noise rounded away
+    assert delta(1, 3) == 2 and delta(3, 1) == -2
+    assert delta(1, "x") is None and delta(None, 1) is None and delta(True, 2) is None
+    assert delta(float("inf"), float("inf")) is None  # nan is no delta
+    assert delta(10**400, 1.0) is None  # overflow is no delta
+    assert relative(2, 3) == 0.5 and relative(-2, -3) == -0.5
+    assert relative(0, 1) is None and relative(float("inf"), 1) is None
+
+
+def test_sort_key_puts_nan_and_missing_last_both_ways() -> None:
+    values = [3, None, float("nan"), 1, "b", 2, "a"]
+    up = sorted(values, key=sort_key)
+    down = sorted(values, key=lambda v: sort_key(v, descending=True))
+    assert up[:3] == [1, 2, 3] and up[3:5] == ["a", "b"]
+    assert down[:3] == [3, 2, 1]
+    assert {repr(v) for v in up[5:]} == {"None", "nan"} == {repr(v) for v in down[5:]}
+
+
+def test_metrics_files_csv_tsv_json_and_errors() -> None:
+    assert load_metrics(b"step,acc\n0,0.5\n1,0.75\n", "m.csv") == {"step": 1, "acc": 0.75}
+    assert load_metrics(b"step\tloss\n0\tnan\n", "m.tsv")["step"] == 0
+    assert load_metrics(b"", "m.csv") == {} and load_metrics(b"null", "m.json") == {}
+    assert load_metrics(b'{"a": {"b": 1}}', "m.json") == {"a.b": 1}
+    with pytest.raises(UsageError, match="metrics must be a mapping"):
+        load_metrics(b"[1, 2]", "m.json")
+    with pytest.raises(UsageError, match="m.json: duplicate key 'a'"):
+        load_metrics(b'{"a": 1, "a": 2}', "m.json")
+
+
+# --- params -----------------------------------------------------------------------------------
+
+
+def test_flatten_keeps_order_lists_and_empty_mappings() -> None:
+    doc = {"b": {"y": 1, "x": [1, 2]}, "a": {}, "c": {"d": {"e": None}}}
+    assert list(flatten(doc).items()) == [("b.y", 1), ("b.x", [1, 2]), ("a", {}), ("c.d.e", None)]
+    with pytest.raises(UsageError, match="more than 100000 keys"):
+        flatten({f"k{i}": i for i in range(100_001)}, "big.yaml")
+
+
+def test_toml_and_json_params() -> None:
+    assert load_params(b"[train]\nlr = 0.1\n", "p.toml") == {"train.lr": 0.1}
+    assert load_params(b'{"train": {"lr": 0.1}}', "p.json") == {"train.lr": 0.1}
+    with pytest.raises(UsageError, match=r"p.json:1:\d+: "):
+        load_params(b'{"train": ', "p.json")
+
+
+# --- YAML and JSON limits (rows S3, S4) --------------------------------------------------------
+
+
+def test_yaml_limits_are_exact() -> None:
+    ok = "a: " + "[" * 98 + "1" + "]" * 98  # mapping, 98 lists, a scalar: 100 levels
+    assert yamlio.load(ok, "ok.yaml")["a"] is not None
+    with pytest.raises(UsageError, match="deep.yaml: nested more than 100 levels deep"):
+        yamlio.load("a: " + "[" * 99 + "1" + "]" * 99, "deep.yaml")
+    shared = "a: &a [1, 2, 3]\n" + "".join(f"b{i}: *a\n" for i in range(50))
+    assert len(yamlio.load(shared, "ok.yaml")) == 51  # plain reuse of an anchor is fine
+    with pytest.raises(UsageError, match="refers to a value that contains it"):
+        yamlio.load("a: &a {b: *a}", "loop.yaml")
+    with pytest.raises(UsageError, match="too large to read"):
+        yamlio.load(b"a: 1\n" + b"#" * (yamlio.MAX_YAML_BYTES + 1), "big.yaml")
+
+
+def test_json_limits_and_depth_check() -> None:
+    nested = yamlio.load_json("[" * 100 + "]" * 100, "ok.json")
+    for _ in range(99):
+        nested = nested[0]
+    assert nested == []
+    with pytest.raises(UsageError, match="ok.json: nested more than 100 levels deep"):
+        yamlio.load_json("[" * 101 + "]" * 101, "ok.json")
+    yamlio.check_depth({"a": [[1]]}, "x")
+    with pytest.raises(UsageError, match="x: nested more than 100"):
+        yamlio.check_depth(json.loads("[" * 101 + "]" * 101), "x")
+    with pytest.raises(UsageError, match=r"bad.json:1:2: "):
+        yamlio.load_json("{x", "bad.json")
+
+
+def test_yaml_12_scalars_and_strictness() -> None:
+    doc = yamlio.load("a: 0o17\nb: 0x1f\nc: .inf\nd: -.inf\ne: .nan\nf: ~\ng: TRUE\n", "t")
+    assert doc["a"] == 15 and doc["b"] == 31 and doc["c"] == math.inf and doc["d"] == -math.inf
+    assert math.isnan(doc["e"]) and doc["f"] is None and doc["g"] is True
+    assert yamlio.dump_inline(float("nan")) == ".nan" and yamlio.dump_inline(-math.inf) == "-.inf"
+    assert yamlio.dump_inline([1, "a"]) == "[1, a]" and yamlio.dump_inline("x") == "x"
+    with pytest.raises(UsageError, match=r"t:2:1: duplicate key 'a' \(first at line 1\)"):
+        yamlio.load("a: 1\na: 2\n", "t")
+    with pytest.raises(UsageError, match=r"^t:1:2: not valid UTF-8 text$"):
+        yamlio.load(b"a\xff", "t")
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def test_format_value_and_json_safety() -> None:
+    assert format_value(None) == "-" and format_value(True) == "true"
+    assert format_value(0.1234567) == "0.123457" and format_value(0.1234567, 3) == "0.123"
+    assert format_value(float("nan")) == "nan" and format_value(-math.inf) == "-inf"
+    assert format_value([1, float("inf")]) == '[1, "Infinity"]' and format_value(7) == "7"
+    assert json_safe({"a": [float("nan"), -math.inf], 1: 2}) == {"a": ["NaN", "-Infinity"], "1": 2}
+    assert json.loads(to_json({"x": math.inf})) == {"x": "Infinity"}
+
+
+def test_markdown_cells_cannot_break_out() -> None:
+    cell = escape_markdown("a|b\nc <img src=x> @octocat & \\")
+    assert cell == "a\\|b c &lt;img src=x&gt; @\u200boctocat &amp; \\\\"
+    table = render_rows(["k", "v"], [["a|b", 1.5], ["c", None]], "md")
+    cells = [re.split(r"(?<!\\)\|", line.strip()) for line in table.splitlines()]
+    assert [len(row) for row in cells] == [4, 4, 4, 4]  # two cells between three pipes
+
+
+def test_csv_and_json_rows() -> None:
+    rows = [["x", 0.1, None, True, [1, 2], float("nan")]]
+    csv_text = render_rows(["a", "b", "c", "d", "e", "f"], rows, "csv")
+    assert csv_text.splitlines()[1] == 'x,0.1,,true,"[1, 2]",nan'
+    data = json.loads(render_rows(["a", "b"], [["x", math.inf]], "json"))
+    assert data == [{"a": "x", "b": "Infinity"}]
+    assert render_rows(["a"], [], "json", json_data={"k": 1}) == '{\n  "k": 1\n}'
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [("api_key", True), ("train.hf_token", True), ("client_secret", True), ("password", True),
+     ("aws_secret_access_key", True), ("max_tokens", False), ("tokenizer", False),
+     ("keys", False), ("model.key_dim", False), ("auth", True)],
+)  # fmt: skip
+def test_secret_params(key: str, secret: bool) -> None:
+    assert secret_param(key) is secret
+    assert masked({key: 1}) == {key: "***" if secret else 1}
+
+
+def test_secret_values_longest_first_and_short_ones_kept() -> None:
+    env = {"GITHUB_TOKEN": "abcdef123", "MY_TOKEN_LONG": "abcdef123456", "PIN_KEY": "123",
+           "HOME": "/root"}  # fmt: skip
+    values = secret_values(env)
+    assert values == [b"abcdef123456", b"abcdef123"]
+    assert redact(b"x abcdef123456 y abcdef123 /root 123", values) == b"x *** y *** /root 123"
+
+
+# --- the record schema (row S5) ---------------------------------------------------------------
+
+
+GOOD = {"version": 1, "name": "r", "status": "success", "started": "2026-01-01T00:00:00+00:00",
+        "command": ["python"], "params": {"p.yaml": {"a": 1}}, "tags": {"k": "v"},
+        "duration": 1.5, "exit_code": 0}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"started": 5}, "'started' is int, not a string"),
+     ({"params": "x"}, "'params' is str, not an object"),
+     ({"params": {"p.yaml": 1}}, "'params' must map each file to its values"),
+     ({"tags": {"k": 1}}, "'tags' must map names to strings"),
+     ({"command": ["a", 1]}, "'command' must be a list of strings"),
+     ({"duration": True}, "'duration' is bool, not an integer or a number or null"),
+     ({"exit_code": 1.5}, "'exit_code' is float, not an integer or null"),
+     ({"status": None}, "'status' is NoneType, not a string")],
+)  # fmt: skip
+def test_schema_names_the_field(change: dict, reason: str) -> None:
+    assert problem(GOOD) is None
+    assert problem({**GOOD, **change}) == reason
+    record, why = load_record(json.dumps({**GOOD, **change}).encode())
+    assert record is None and why == f"its record is malformed: {reason}"
+
+
+def test_schema_required_fields_and_shapes() -> None:
+    assert problem([]) == "it is not a JSON object"
+    assert problem({k: v for k, v in GOOD.items() if k != "status"}) == "'status' is missing"
+    assert load_record(json.dumps({**GOOD, "future_field": {"x": 1}}).encode())[0] is not None
+    assert load_record(b"{")[1].startswith("its record is not valid JSON")
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def test_config_defaults_sizes_and_dvc_yaml() -> None:
+    empty = parse_config(None, None)
+    assert empty.params_files == ("params.yaml", "dvclive/params.yaml")
+    assert empty.max_file_bytes == 10_000_000
+    assert parse_size("1.5 GB") == 1_500_000_000 and parse_size(42) == 42
+    assert parse_size("10kb") == 10_000
+    with pytest.raises(UsageError, match="max_file_size 'lots'"):
+        parse_size("lots")
+    dvc_yaml = b"""
+params: [extra.yaml]
+stages:
+  train:
+    params: [train.lr, {config/eval.yaml: [threshold]}]
+    metrics: [eval/metrics.json, {scores.json: {cache: false}}]
+"""
+    config = parse_config(b"metrics: [m.json]\ndirection: {loss: min}\n", dvc_yaml)
+    assert config.params_files[-2:] == ("extra.yaml", "config/eval.yaml")
+    assert config.metrics_files == ("m.json", "eval/metrics.json", "scores.json")
+    assert config.directions == {"loss": "min"}
+    with pytest.raises(UsageError, match="'direction' maps metrics to min or max"):
+        parse_config(b"direction: {loss: lowest}\n", None)
+    with pytest.raises(UsageError, match="'params' must be a list of file paths"):
+        parse_config(b"params: 3\n", None)
+
+
+# --- compare and select -----------------------------------------------------------------------
+
+
+def entries() -> list[Entry]:
+    return [
+        Entry("a", "1", None, "2026-01-02", "success", 1.0, params={"p.yaml": {"lr": 0.1}},
+              metrics={"m.json": {"acc": 0.9}}, tags={"team": "x"}),
+        Entry("b", "2", None, "2026-01-01", "failed", 2.0, params={"p.yaml": {"lr": 0.2}},
+              metrics={"m.json": {"acc": 0.8}}),
+        Entry("c", "3", None, "2026-01-03", "success", None, params={"p.yaml": {"lr": 0.3}}),
+    ]  # fmt: skip
+
+
+def test_select_sorts_filters_limits_and_tags() -> None:
+    names = lambda chosen: [e.name for e in chosen]  # noqa: E731
+    assert names(select(entries(), sort_by="acc")) == ["b", "a", "c"]
+    assert names(select(entries(), sort_by="acc", descending=True)) == ["a", "b", "c"]
+    assert names(select(entries(), filter_expr="tags.team == 'x'")) == ["a"]
+    assert names(select(entries(), filter_expr="status != 'failed' and lr > 0.15")) == ["c"]
+    assert names(select(entries(), sort_by="lr", limit=2)) == ["a", "b"]
+    assert names(select(entries(), filter_expr="params.lr >= 0.2", sort_by="duration")) == [
+        "b", "c"
+    ]  # fmt: skip
+    with pytest.raises(UsageError, match="unknown key 'nope': the keys are acc, lr"):
+        select(entries(), sort_by="nope")
+
+
+def test_columns_and_key_index() -> None:
+    columns = columns_of(entries())
+    assert [(c.kind, c.label) for c in columns] == [("params", "lr"), ("metrics", "acc")]
+    index = KeyIndex(columns)
+    assert index.lookup(entries()[0], "m.json:acc") == 0.9
+    assert index.lookup(entries()[0], "metrics.acc") == 0.9 and index.resolve("name") == "name"
+
+
+def test_diff_sections_order_and_flags() -> None:
+    old = {"params": {"p.yaml": {"lr": 0.1, "gone": 1}}, "metrics": {"m.json": {"acc": 0.5}}}
+    new = {"params": {"p.yaml": {"lr": 0.1, "new": 2}}, "metrics": {"m.json": {"acc": 0.5}}}
+    changed = diff_sections(old, new)
+    assert [(c.key, c.in_old, c.in_new) for c in changed] == [("gone", True, False),
+                                                              ("new", False, True)]  # fmt: skip
+    assert len(diff_sections(old, new, show_all=True)) == 4
+    nan = {"metrics": {"m.json": {"x": float("nan")}}}
+    assert diff_sections(nan, nan) == []  # an unchanged NaN is no change
+
+
+def test_filter_keys_and_arithmetic_edges() -> None:
+    tree = parse_filter("a + b * 2 > `weird key` and not c == 'x\\'y'")
+    assert keys_of(tree) == {"a", "b", "weird key", "c"}
+    values = {"a": 1, "b": 2, "weird key": 4.5, "c": "x'y"}
+    assert not evaluate(tree, values.get)  # c == "x'y": `not` makes it false
+    assert evaluate(parse_filter("a / 0 != 1"), values.get) is False  # nan never compares
+    assert evaluate(parse_filter("1e-3 < a and .5 < a and 2E2 > a"), values.get)
+    assert evaluate(parse_filter("a == true or null == a"), {"a": True}.get) is True
