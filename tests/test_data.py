@@ -86,18 +86,37 @@ def test_diff_data_json_with_null_for_untracked_side(dvc_repo: Path, gitexp) -> 
                                                      .hexdigest(), "size": 9}}}  # fmt: skip
 
 
-def test_G7_large_untracked_file_stops_the_capture(repo: Path, gitexp) -> None:
+def test_G7_large_new_file_is_left_out_and_the_run_still_lands(repo: Path, gitexp) -> None:
+    """A finished command is always recorded: without DVC a file too large for git is left
+    out, named in a warning and in the record (no blob is written for it)."""
     before = oracle.take(repo)
-    objects = git(repo, "count-objects", "-v")
-    big = "open('big.bin', 'wb').truncate(11_000_000)"
+    big = "open('big.bin', 'wb').truncate(11_000_000); print('trained')"
     proc = gitexp("run", "-n", "big", "-S", "seed=3", "--", sys.executable, "-c", big)
-    assert proc.returncode == 3
-    assert "big.bin is 11 MB, over the 10 MB limit" in proc.stderr
-    assert "--out big.bin" in proc.stderr and "dvc add big.bin" in proc.stderr
-    oracle.assert_untouched(repo, before, frozenset({"big.bin"}), max_new_runs=0)
-    assert git(repo, "count-objects", "-v") == objects  # no blob was written
+    assert proc.returncode == 0, proc.stderr
+    assert "left big.bin out of the run (11 MB, over the 10 MB limit for git" in proc.stderr
+    oracle.assert_untouched(repo, before, frozenset({"big.bin"}))
+    files = git(repo, "ls-tree", "-r", "--name-only", "refs/runs/big").splitlines()
+    assert "big.bin" not in files
+    record = json.loads(run_file(repo, "big", ".gitexp/run.json"))
+    assert record["skipped"] == ["big.bin"] and record["params"]["params.yaml"]["seed"] == 3
+    sizes = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch-check"],
+                           cwd=repo, capture_output=True, text=True).stdout  # fmt: skip
+    assert not [line for line in sizes.splitlines() if int(line.split()[2]) > 10_000_000]
     (repo / "gitexp.yaml").write_text("max_file_size: 20MB\n")
-    assert gitexp("run", "-n", "big", "--", sys.executable, "-c", big).returncode == 0
+    assert gitexp("run", "-n", "big2", "--", sys.executable, "-c", big).returncode == 0
+    assert "big.bin" in git(repo, "ls-tree", "-r", "--name-only", "refs/runs/big2")
+
+
+def test_G7_with_dvc_a_large_new_file_goes_to_dvcs_cache(dvc_repo: Path, gitexp) -> None:
+    big = "import os; open('big.bin', 'wb').write(os.urandom(11_000_000))"
+    proc = gitexp("run", "-n", "big", "--", sys.executable, "-c", big)
+    assert proc.returncode == 0, proc.stderr
+    assert "stored big.bin in DVC's cache (11 MB, over the 10 MB limit for git" in proc.stderr
+    pointer = run_file(dvc_repo, "big", "big.bin.dvc")
+    digest = hashlib.md5((dvc_repo / "big.bin").read_bytes()).hexdigest()
+    assert f"md5: {digest}" in pointer and cache_file(dvc_repo, digest).exists()
+    assert "/big.bin" in run_file(dvc_repo, "big", ".gitignore")
+    assert not (dvc_repo / "big.bin.dvc").exists()  # the workspace gets no new files
 
 
 def test_metrics_kept_in_dvc_cache_are_read_from_it(dvc_repo: Path, gitexp) -> None:

@@ -31,11 +31,11 @@ def diff_of(gitexp, *args: str) -> dict:
 def test_two_runs_json(two_runs: Path, gitexp) -> None:
     got = diff_of(gitexp, "low", "high")
     assert got == {
-        "params": {"params.yaml": {"train.lr": {"old": 0.1, "new": 0.4, "diff": 0.3}}},
+        "params": {"params.yaml": {"train.lr": {"old": 0.1, "new": 0.4, "diff": 0.4 - 0.1}}},
         "metrics": {
             "metrics.json": {
-                "acc": {"old": 0.9, "new": 0.6, "diff": -0.3},
-                "loss": {"old": 0.2, "new": 0.8, "diff": 0.6},
+                "acc": {"old": 0.9, "new": 0.6, "diff": 0.6 - 0.9},
+                "loss": {"old": 0.2, "new": 0.8, "diff": 0.8 - 0.2},
             }
         },
         "data": {},
@@ -60,7 +60,7 @@ def test_defaults_head_against_workspace(repo: Path, gitexp) -> None:
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("0.1", "0.3"))
     (repo / "metrics.json").write_text('{"acc": 0.5}')
     got = diff_of(gitexp)
-    assert got["params"]["params.yaml"]["train.lr"] == {"old": 0.1, "new": 0.3, "diff": 0.2}
+    assert got["params"]["params.yaml"]["train.lr"] == {"old": 0.1, "new": 0.3, "diff": 0.3 - 0.1}
     assert got["metrics"]["metrics.json"]["acc"] == {"old": None, "new": 0.5, "diff": None}
     one = diff_of(gitexp, "HEAD")  # B defaults to the workspace
     assert one == got
@@ -69,7 +69,7 @@ def test_defaults_head_against_workspace(repo: Path, gitexp) -> None:
 def test_any_git_revisions_and_run_suffixes(two_runs: Path, gitexp) -> None:
     git(two_runs, "tag", "v1")
     got = diff_of(gitexp, "main", "high")
-    assert got["params"]["params.yaml"]["train.lr"] == {"old": 0.1, "new": 0.4, "diff": 0.3}
+    assert got["params"]["params.yaml"]["train.lr"] == {"old": 0.1, "new": 0.4, "diff": 0.4 - 0.1}
     assert got["metrics"]["metrics.json"]["acc"]["old"] is None  # main has no metrics
     assert diff_of(gitexp, "high~1", "v1") == {"params": {}, "metrics": {}, "data": {}}
     sha = git(two_runs, "rev-parse", "refs/runs/low")

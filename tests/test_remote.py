@@ -120,9 +120,8 @@ def test_reproduce_of_a_failing_rerun_says_so_and_compares_nothing(project: Path
     )
     proc = run_gitexp(project, "reproduce", "flaky", env={"FAIL": "3"})
     assert proc.returncode == 1
-    assert (
-        "re-running " in proc.stderr and git(project, "rev-parse", "refs/runs/flaky") in proc.stderr
-    )
+    inputs = json.loads(git(project, "show", "refs/runs/flaky:.gitexp/run.json"))["inputs"]
+    assert f"at {inputs} (the inputs of run flaky)" in proc.stderr  # said before it runs
     assert "the re-run failed (exit code 3), so its metrics are not compared" in proc.stdout
     assert "step 1" in proc.stdout  # the end of its log
     assert "failed: flaky-repro-1 re-ran flaky and exited 3" in proc.stdout

@@ -1,4 +1,4 @@
-"""`gitexp init` and `gitexp run`."""
+"""`gitexp init`, `gitexp run` and `gitexp import-dvc`."""
 
 from __future__ import annotations
 
@@ -92,3 +92,22 @@ def run(
     else:
         click.echo(f"gitexp: run '{outcome.name}' {outcome.status}; not recorded", err=True)
     ctx.exit(outcome.exit_code)
+
+
+@cli.command(name="import-dvc")
+@click.argument("names", nargs=-1, metavar="[EXPERIMENT]...")
+@click.option("--prefix", default="", help="Put this before each run name (e.g. 'dvc/').")
+def import_dvc(names: tuple[str, ...], prefix: str) -> None:
+    """Copy DVC experiments (refs/exps/) to runs (refs/runs/) with run records.
+
+    Without EXPERIMENT, all of them. The experiments stay where they are for DVC.
+    """
+    from gitexp.workflows.dvc_import import import_experiments
+
+    result = import_experiments(open_repo(), names, prefix)
+    for experiment, reason in result.skipped.items():
+        warn(f"skipped DVC experiment '{experiment}': {reason}")
+    for run_name, experiment in result.created.items():
+        click.echo(f"imported DVC experiment '{experiment}' as run '{run_name}'")
+    if not result.created and not result.skipped:
+        click.echo("no DVC experiments to import")

@@ -8,14 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from gitexp.core.compare import (
+    Column,
     Entry,
+    carried_of,
     diff_json,
     select,
     value_of,
     visible_columns,
 )
 from gitexp.core.metrics import delta
-from gitexp.core.render import format_value, render_rows, to_json
+from gitexp.core.render import Carried, format_value, render_rows, to_json
 from gitexp.dvc.data import DataChange, data_json
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo
@@ -46,9 +48,20 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
         "metrics": entry.metrics,
         "tags": entry.tags,
     }
+    if entry.carried:
+        data["carried"] = entry.carried
+    if entry.dvc_experiment:
+        data["dvc_experiment"] = True
     if entry.errors:
         data["errors"] = entry.errors
     return data
+
+
+def _cell(entry: Entry, column: Column) -> Any:
+    value = value_of(entry, column)
+    if value is None and (carried := carried_of(entry, column)) is not None:
+        return Carried(carried)
+    return value
 
 
 def show_output(
@@ -77,14 +90,14 @@ def show_output(
     rows = []
     for e in chosen:
         fixed = [
-            e.name,
+            f"{e.name} (dvc)" if e.dvc_experiment and fmt != "csv" else e.name,
             e.rev[:7] if short and e.rev != "workspace" else e.rev,
             (e.base[:7] if short else e.base) if e.base else None,
             _short_time(e.created) if short else e.created,
             e.status,
             e.duration,
         ]
-        rows.append(fixed + [value_of(e, c) for c in columns])
+        rows.append(fixed + [_cell(e, c) for c in columns])
     return render_rows(headers, rows, fmt, precision)
 
 

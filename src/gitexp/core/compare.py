@@ -30,6 +30,8 @@ class Entry:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    carried: dict[str, dict[str, Any]] = field(default_factory=dict)  # not the run's own
+    dvc_experiment: bool = False  # a DVC experiment (refs/exps/), not a gitexp run
 
     def fixed(self, column: str) -> Any:
         return getattr(self, column)
@@ -47,9 +49,9 @@ class Column:
 
 def columns_of(entries: Sequence[Entry]) -> list[Column]:
     found: dict[tuple[str, str, str], None] = {}
-    for kind in ("params", "metrics"):
+    for kind, attribute in (("params", "params"), ("metrics", "metrics"), ("metrics", "carried")):
         for entry in entries:
-            for path, flat in getattr(entry, kind).items():
+            for path, flat in getattr(entry, attribute).items():
                 for key in flat:
                     found[(kind, path, key)] = None
     files_per_key: dict[str, set[tuple[str, str]]] = {}
@@ -63,6 +65,13 @@ def columns_of(entries: Sequence[Entry]) -> list[Column]:
 
 def value_of(entry: Entry, column: Column) -> Any:
     return getattr(entry, column.kind).get(column.path, {}).get(column.key)
+
+
+def carried_of(entry: Entry, column: Column) -> Any:
+    """A metric the run left as it found it (shown apart, never sorted or filtered on)."""
+    if column.kind != "metrics":
+        return None
+    return entry.carried.get(column.path, {}).get(column.key)
 
 
 class KeyIndex:
@@ -186,6 +195,6 @@ def diff_json(changes: Iterable[Change]) -> dict[str, Any]:
     out: dict[str, Any] = {"params": {}, "metrics": {}}
     for c in changes:
         # numeric params get their difference too, as DVC's `exp diff --json` gives it
-        item: dict[str, Any] = {"old": c.old, "new": c.new, "diff": c.diff}
+        item: dict[str, Any] = {"old": c.old, "new": c.new, "diff": delta(c.old, c.new, True)}
         out[c.kind].setdefault(c.path, {})[c.key] = item
     return out

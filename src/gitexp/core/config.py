@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitexp.core import yamlio
+from gitexp.core import dvcyaml, yamlio
 from gitexp.core.metrics import DEFAULT_METRICS_FILE
 from gitexp.core.params import DEFAULT_PARAMS_FILE
 from gitexp.errors import UsageError
@@ -34,7 +34,11 @@ class Config:
     env: tuple[str, ...] = ()  # environment variables a run records (secret-looking never)
 
 
-def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
+def parse_config(
+    config: bytes | None,
+    dvc_yaml: bytes | None,
+    read: Callable[[str], bytes | None] = lambda _path: None,
+) -> Config:
     # DVCLive's files (and gitexp's Python API, which writes DVCLive's layout) count too.
     params = [DEFAULT_PARAMS_FILE, "dvclive/params.yaml"]
     metrics = [DEFAULT_METRICS_FILE, "dvclive/metrics.json"]
@@ -57,9 +61,9 @@ def parse_config(config: bytes | None, dvc_yaml: bytes | None) -> Config:
         ):
             raise UsageError(f"{CONFIG_FILE}: 'direction' maps metrics to min or max")
     if dvc_yaml is not None:
-        extra_params, extra_metrics = _from_dvc_yaml(yamlio.load(dvc_yaml, DVC_YAML))
-        params += [p for p in extra_params if p not in params]
-        metrics += [m for m in extra_metrics if m not in metrics]
+        pipeline = dvcyaml.parse(dvc_yaml, DVC_YAML, read)
+        params += [p for p in pipeline.param_files() if p not in params]
+        metrics += [m for m in pipeline.metric_files() if m not in metrics]
     return Config(
         params_files=tuple(params),
         metrics_files=tuple(metrics),
@@ -87,7 +91,7 @@ def parse_size(value: Any) -> int:
 
 def load_config(read: Callable[[str], bytes | None]) -> Config:
     """The configuration of a workspace or a revision, given a way to read its files."""
-    return parse_config(read(CONFIG_FILE), read(DVC_YAML))
+    return parse_config(read(CONFIG_FILE), read(DVC_YAML), read)
 
 
 def _paths(value: Any, key: str) -> list[str]:
@@ -96,21 +100,3 @@ def _paths(value: Any, key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise UsageError(f"{CONFIG_FILE}: '{key}' must be a list of file paths")
     return list(value)
-
-
-def _from_dvc_yaml(doc: Any) -> tuple[list[str], list[str]]:
-    """The params and metrics files that dvc.yaml's stages and top level declare."""
-    params: list[str] = []
-    metrics: list[str] = []
-    if not isinstance(doc, dict):
-        return params, metrics
-    sections = [doc] + [s for s in (doc.get("stages") or {}).values() if isinstance(s, dict)]
-    for section in sections:
-        for entry in section.get("params") or []:
-            if isinstance(entry, dict):
-                params += [str(name) for name in entry]
-            elif isinstance(entry, str) and section is doc:
-                params.append(entry)  # top-level entries are files
-        for entry in section.get("metrics") or []:
-            metrics += [str(name) for name in entry] if isinstance(entry, dict) else [str(entry)]
-    return params, metrics

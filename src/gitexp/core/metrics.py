@@ -67,8 +67,10 @@ def sort_key(value: Any, descending: bool = False) -> tuple[int, Any]:
     return (1, str(value))
 
 
-def delta(old: Any, new: Any) -> Any:
-    """new - old for two finite-or-infinite numbers; None when there is no meaningful delta."""
+def delta(old: Any, new: Any, exact: bool = False) -> Any:
+    """new - old for two finite-or-infinite numbers; None when there is no meaningful delta.
+    Shown to people it is rounded to 15 digits; `exact` keeps the float as computed (JSON,
+    where DVC prints the same)."""
     if not (is_number(old) and is_number(new)):
         return None
     try:
@@ -78,6 +80,8 @@ def delta(old: Any, new: Any) -> Any:
     if isinstance(result, float):
         if math.isnan(result):
             return None
+        if exact:
+            return result
         # 0.982222 - 0.966667 is -0.015554999999999986 in binary; show -0.015555.
         return float(f"{result:.15g}")
     return result

@@ -136,7 +136,7 @@ def apply_overrides(data: bytes, path: str, overrides: list[Override]) -> bytes:
 
 def _set_flat(flat: Flat, override: Override, path: str) -> None:
     prefix = override.key + "."
-    for key in [k for k in flat if k.startswith(prefix)]:
+    for key in [k for k in flat if k.startswith(prefix) or k == override.key]:
         del flat[key]
     if isinstance(override.value, dict):
         for key, value in flatten(override.value, path).items():
@@ -196,16 +196,22 @@ def _edit_yaml(text: str, path: str, override: Override) -> str:
     parts = override.key.split(".")
     node = root
     for depth, part in enumerate(parts):
-        match = next(
-            (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part),
-            None,
+        key, match = next(
+            ((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part),
+            (None, None),
         )
-        if match is None:
+        if match is None or key is None:
             if not override.add:
                 raise _missing(path, override, "")
             return _insert(text, node, parts[depth:], _value_text(override))
         if depth == len(parts) - 1:
             start, end = match.start_mark.index, _node_end(match)
+            block = not isinstance(match, yaml.ScalarNode) and not match.flow_style
+            if block and match.start_mark.column <= key.start_mark.column:
+                # a block list at its key's indent (`metrics:` then `- acc`, as PyYAML and
+                # DVC write it): the new value goes on the key's line instead
+                start = text.index(":", key.end_mark.index) + 1
+                return f"{text[:start]} {_value_text(override)}{text[end:]}"
             if start == end:  # an empty value such as 'key:' at the end of a line
                 return f"{text[:start]} {_value_text(override)}{text[end:]}"
             return text[:start] + _value_text(override) + text[end:]

@@ -10,9 +10,17 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 FORMATS = ("table", "json", "csv", "md")
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A metric a run left as it found it: shown in parentheses, apart from its own."""
+
+    value: Any
 
 
 def json_safe(value: Any) -> Any:
@@ -35,6 +43,8 @@ def format_value(value: Any, precision: int = 6) -> str:
     """A cell for humans: numbers to `precision` significant digits, '-' for missing."""
     if value is None:
         return "-"
+    if isinstance(value, Carried):
+        return f"({format_value(value.value, precision)})"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -90,6 +100,8 @@ def render_rows(
 
 
 def _csv_value(value: Any) -> str:
+    if isinstance(value, Carried):
+        return f"({_csv_value(value.value)})"
     if isinstance(value, float):
         return format_value(value, 17) if not math.isfinite(value) else repr(value)
     if isinstance(value, (list, dict)):

@@ -10,7 +10,6 @@ Two halves:
 from __future__ import annotations
 
 import configparser
-import json
 import os
 import posixpath
 import re
@@ -19,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitexp.core import yamlio
+from gitexp.core import dvcyaml, yamlio
 from gitexp.errors import GitexpError, RemoteError, StateError, StorageError, UsageError
 
 DVC_LOCK = "dvc.lock"
+DVC_YAML = "dvc.yaml"
 # Hashes become cache paths: only hex digests (md5, etags) with DVC's `.dir` suffix pass.
 _SAFE_HASH = re.compile(r"^[0-9a-fA-F][0-9a-fA-F-]{7,127}(\.dir)?$")
 
@@ -36,6 +36,7 @@ class DataEntry:
     size: int | None
     nfiles: int | None
     pointer: str  # the file that holds the pointer: 'data.dvc' or 'dvc.lock'
+    legacy: bool = False  # written by DVC 2 (no `hash: md5`): its object is in the old layout
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"hash": self.hash, "size": self.size}
@@ -43,13 +44,36 @@ class DataEntry:
             data["nfiles"] = self.nfiles
         return data
 
+    @property
+    def obj(self) -> Obj:
+        return Obj(self.hash, self.legacy)
+
+
+@dataclass(frozen=True, order=True)
+class Obj:
+    """An object in DVC's cache: its md5 (with `.dir` for a directory listing) and whether it
+    lives in DVC 2's layout (`cache/ab/cdef`) rather than DVC 3's (`cache/files/md5/ab/cdef`)."""
+
+    digest: str
+    legacy: bool = False
+
 
 def is_pointer_file(path: str) -> bool:
     return path.endswith(".dvc") or posixpath.basename(path) == DVC_LOCK
 
 
-def parse_pointers(path: str, data: bytes) -> list[DataEntry]:
-    """The outputs a `.dvc` file, or the outputs and dependencies `dvc.lock`, point to."""
+def is_dvc_file(path: str) -> bool:
+    """A pointer file or a dvc.yaml (which says which lock entries are current)."""
+    return is_pointer_file(path) or posixpath.basename(path) == DVC_YAML
+
+
+def parse_pointers(
+    path: str, data: bytes, pipeline: dvcyaml.Pipeline | None = None
+) -> list[DataEntry]:
+    """The outputs a `.dvc` file or a `dvc.lock` points to. Only outputs are DVC's: a stage's
+    deps are code and data that git or another pointer tracks. With the `pipeline` of the
+    dvc.yaml beside a lock, entries of stages it no longer has and `cache: false` outputs
+    (which git keeps) are left out, as `dvc push` and `dvc checkout` leave them."""
     try:
         doc = yamlio.load(data, path)
     except GitexpError:
@@ -57,13 +81,14 @@ def parse_pointers(path: str, data: bytes) -> list[DataEntry]:
     if not isinstance(doc, dict):
         return []
     base = posixpath.dirname(path)
-    items: list[dict[str, Any]] = []
+    items: list[Any] = []
     if posixpath.basename(path) == DVC_LOCK:
-        for stage in (doc.get("stages") or {}).values():
-            if isinstance(stage, dict):
-                items += [i for i in (stage.get("outs") or []) + (stage.get("deps") or [])]
+        for name, stage in (doc.get("stages") or {}).items():
+            if isinstance(stage, dict) and (pipeline is None or name in pipeline.stages):
+                items += stage.get("outs") or []
     else:
         items = list(doc.get("outs") or [])
+    uncached = pipeline.uncached() if pipeline else set()
     entries = {}
     for item in items:
         if not isinstance(item, dict) or "path" not in item:
@@ -74,23 +99,54 @@ def parse_pointers(path: str, data: bytes) -> list[DataEntry]:
         if not isinstance(digest, str) or not _SAFE_HASH.match(digest):
             continue  # never a path into or out of the cache (row S2)
         rel = posixpath.normpath(posixpath.join(base, str(item["path"])))
+        if rel in uncached or item.get("cache") is False:
+            continue
         entries[rel] = DataEntry(
             path=rel,
             hash=str(digest),
             size=item.get("size"),
             nfiles=item.get("nfiles"),
             pointer=path,
+            legacy="hash" not in item and "md5" in item,
         )
     return list(entries.values())
 
 
-def collect(pointer_files: Mapping[str, bytes]) -> dict[str, DataEntry]:
-    """Every tracked path of a revision or workspace, from its pointer files' contents."""
+def collect(files: Mapping[str, bytes]) -> dict[str, DataEntry]:
+    """Every DVC-tracked path of a revision or workspace, from its pointer files and the
+    dvc.yaml files beside its locks."""
+    pipelines = {}
+    for path, data in files.items():
+        if posixpath.basename(path) == DVC_YAML:
+            try:
+                pipelines[posixpath.dirname(path)] = dvcyaml.parse(data, path, files.get)
+            except GitexpError:
+                continue
     found: dict[str, DataEntry] = {}
-    for path in sorted(pointer_files):
-        for entry in parse_pointers(path, pointer_files[path]):
+    for path in sorted(files):
+        if not is_pointer_file(path):
+            continue
+        pipeline = pipelines.get(posixpath.dirname(path))
+        beside = posixpath.join(posixpath.dirname(path), DVC_YAML)
+        if posixpath.basename(path) == DVC_LOCK and beside not in files:
+            continue  # a lock without its dvc.yaml: every entry is stale
+        for entry in parse_pointers(path, files[path], pipeline):
             found.setdefault(entry.path, entry)
     return found
+
+
+def entry_of(tracked: Mapping[str, DataEntry], path: str) -> tuple[DataEntry, str] | None:
+    """The tracked output that holds `path`, and the path's place inside it ('' when the
+    output is the path itself): metrics often live inside a cached output directory."""
+    if path in tracked:
+        return tracked[path], ""
+    parent = posixpath.dirname(path)
+    while parent:
+        entry = tracked.get(parent)
+        if entry is not None:
+            return entry, path[len(parent) + 1 :]
+        parent = posixpath.dirname(parent)
+    return None
 
 
 # --- the local cache, read without DVC ---------------------------------------------------------
@@ -112,26 +168,42 @@ def cache_dir(root: Path) -> Path:
     return directory
 
 
-def cache_path(root: Path, digest: str) -> Path:
-    return cache_dir(root) / "files" / "md5" / digest[:2] / digest[2:]
+def cache_path(root: Path, obj: Obj | str) -> Path:
+    obj = obj if isinstance(obj, Obj) else Obj(obj)
+    base = cache_dir(root) if obj.legacy else cache_dir(root) / "files" / "md5"
+    return base / obj.digest[:2] / obj.digest[2:]
 
 
-def read_cached(root: Path, digest: str) -> bytes | None:
+def read_cached(root: Path, obj: Obj | str) -> bytes | None:
     try:
-        return cache_path(root, digest).read_bytes()
+        return cache_path(root, obj).read_bytes()
     except OSError:
         return None
 
 
-def dir_listing(root: Path, digest: str) -> dict[str, str] | None:
+def dir_listing(root: Path, obj: Obj | str) -> dict[str, str] | None:
     """{relpath: md5} of a directory object, or None when it is not in the local cache."""
-    data = read_cached(root, digest)
+    data = read_cached(root, obj)
     if data is None:
         return None
     try:
-        return {item["relpath"]: item["md5"] for item in json.loads(data)}
-    except (ValueError, KeyError, TypeError):
+        return {item["relpath"]: item["md5"] for item in yamlio.load_json(data, "listing")}
+    except (GitexpError, KeyError, TypeError):
         return None
+
+
+def read_tracked(root: Path, entry: DataEntry, inside: str = "") -> bytes | None:
+    """The content of a tracked file, or of a file `inside` a tracked directory, from the
+    local cache (None when the cache lacks it)."""
+    if not inside:
+        return read_cached(root, entry.obj)
+    listing = dir_listing(root, entry.obj) or {}
+    digest = listing.get(inside)
+    return read_cached(root, Obj(digest, entry.legacy)) if digest else None
+
+
+def objects_of(entries: Iterable[DataEntry]) -> set[Obj]:
+    return {e.obj for e in entries}
 
 
 @dataclass(frozen=True)
@@ -147,7 +219,7 @@ class DataChange:
 def diff_data(
     old: Mapping[str, DataEntry],
     new: Mapping[str, DataEntry],
-    listing: Callable[[str], dict[str, str] | None],
+    listing: Callable[[DataEntry], dict[str, str] | None],
     show_all: bool = False,
 ) -> list[DataChange]:
     changes = []
@@ -157,7 +229,7 @@ def diff_data(
             continue
         counts: dict[str, int | None] = {}
         if a and b and a.hash.endswith(".dir") and b.hash.endswith(".dir"):
-            la, lb = listing(a.hash), listing(b.hash)
+            la, lb = listing(a), listing(b)
             if la is not None and lb is not None:
                 counts = {
                     "added": len(lb.keys() - la.keys()),
@@ -266,27 +338,33 @@ def _no_remote(_exc: Exception) -> RemoteError:
     return RemoteError("no DVC remote is configured: add one with 'dvc remote add -d NAME URL'")
 
 
-def missing_from_cache(root: Path, tracked: Mapping[str, str]) -> list[str]:
-    """The tracked paths (path -> hash) whose content the local cache lacks."""
-    missing = []
-    for path, digest in sorted(tracked.items()):
-        if not cache_path(root, digest).exists():
-            missing.append(path)
-        elif digest.endswith(".dir"):
-            listing = dir_listing(root, digest) or {}
-            if any(not cache_path(root, h).exists() for h in listing.values()):
-                missing.append(path)
-    return missing
+def _missing_objects(root: Path, obj: Obj) -> set[Obj]:
+    """The object itself, or for a directory the files of it, that the local cache lacks."""
+    if not cache_path(root, obj).exists():
+        return {obj}
+    if obj.digest.endswith(".dir"):
+        listing = dir_listing(root, obj) or {}
+        return {
+            Obj(h, obj.legacy)
+            for h in listing.values()
+            if not cache_path(root, Obj(h, obj.legacy)).exists()
+        }
+    return set()
 
 
-def ensure_in_cache(root: Path, tracked: Mapping[str, str]) -> None:
+def missing_from_cache(root: Path, tracked: Mapping[str, DataEntry]) -> list[str]:
+    """The tracked paths whose content the local cache lacks."""
+    return [path for path, entry in sorted(tracked.items()) if _missing_objects(root, entry.obj)]
+
+
+def ensure_in_cache(root: Path, tracked: Mapping[str, DataEntry]) -> None:
     """Fetches from the DVC remote what the local cache lacks, before anything in the
     workspace is changed, so a checkout never stops half-way for want of data (row W6)."""
     missing = missing_from_cache(root, tracked)
     if not missing:
         return
     try:
-        transfer_objects(root, [tracked[p] for p in missing], push=False)
+        transfer_objects(root, [tracked[p].obj for p in missing], push=False)
     except RemoteError as exc:
         raise StateError(
             f"{', '.join(missing)} not in the local DVC cache, and fetching failed: {exc}; "
@@ -297,32 +375,37 @@ def ensure_in_cache(root: Path, tracked: Mapping[str, str]) -> None:
         raise StateError(f"{', '.join(still)} is missing from the DVC remote too")
 
 
-def unavailable(root: Path, digests: Iterable[str], remote: str | None = None) -> set[str]:
+def unavailable(root: Path, objects: Iterable[Obj], remote: str | None = None) -> set[Obj]:
     """The objects (and directory objects with a missing file) that are in neither the local
-    cache nor the DVC remote. Push checks this before any ref leaves (issue: DVC's transfer
-    does not count a missing source object as failed)."""
-    missing_locally = set()
-    for digest in set(digests):
-        if not cache_path(root, digest).exists():
-            missing_locally.add(digest)
-        elif digest.endswith(".dir"):
-            listing = dir_listing(root, digest) or {}
-            missing_locally |= {h for h in listing.values() if not cache_path(root, h).exists()}
+    cache nor the DVC remote. Push checks this before any ref leaves: DVC's transfer does not
+    count a missing source object as failed."""
+    missing_locally: set[Obj] = set()
+    for obj in set(objects):
+        missing_locally |= _missing_objects(root, obj)
     if not missing_locally:
         return set()
     from dvc.config import NoRemoteError
     from dvc.repo import Repo as DvcRepo
 
+    present: set[Obj] = set()
     with DvcRepo(os.fspath(root)) as dvc:
-        try:
-            remote_odb = dvc.cloud.get_remote_odb(remote, "push")
-        except NoRemoteError as exc:
-            raise _no_remote(exc) from exc
-        try:
-            present = set(remote_odb.oids_exist(sorted(missing_locally), jobs=4))
-        except Exception as exc:  # network, permissions, missing bucket
-            raise RemoteError(f"could not reach the DVC remote: {exc}".splitlines()[0]) from exc
+        for legacy in (False, True):
+            digests = sorted(o.digest for o in missing_locally if o.legacy is legacy)
+            if not digests:
+                continue
+            try:
+                odb = dvc.cloud.get_remote_odb(remote, "push", hash_name=_hash_name(legacy))
+            except NoRemoteError as exc:
+                raise _no_remote(exc) from exc
+            try:
+                present |= {Obj(d, legacy) for d in odb.oids_exist(digests, jobs=4)}
+            except Exception as exc:  # network, permissions, missing bucket
+                raise RemoteError(f"could not reach the DVC remote: {exc}".splitlines()[0]) from exc
     return missing_locally - present
+
+
+def _hash_name(legacy: bool) -> str:
+    return "md5-dos2unix" if legacy else "md5"
 
 
 def checkout_data(root: Path, remote: str | None = None) -> None:
@@ -351,18 +434,20 @@ def checkout_data(root: Path, remote: str | None = None) -> None:
             try:
                 dvc.checkout(force=True)
             except CheckoutError as again:
+                missing = ", ".join(str(t) for t in again.target_infos) or str(again)
                 raise StateError(
-                    f"data is missing from the DVC remote too: {again}".splitlines()[0]
+                    " ".join(f"data is missing from the DVC remote too: {missing}".split())
                 ) from again
 
 
 def transfer_objects(
-    root: Path, digests: Iterable[str], push: bool, remote: str | None = None
+    root: Path, objects: Iterable[Obj], push: bool, remote: str | None = None
 ) -> int:
     """Copies objects (and the files of directory objects) between the local cache and the
-    DVC remote: to it when `push`, from it otherwise. Returns how many were copied."""
-    digests = sorted(set(digests))
-    if not digests:
+    DVC remote: to it when `push`, from it otherwise; DVC 2's objects between the old
+    layouts. Returns how many were copied."""
+    objects = sorted(set(objects))
+    if not objects:
         return 0
     if not (root / ".dvc").is_dir():
         raise StateError("DVC is not set up in this workspace (no .dvc/): check out a branch")
@@ -372,32 +457,32 @@ def transfer_objects(
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.transfer import transfer
 
+    copied, failed = 0, []
     with DvcRepo(os.fspath(root)) as dvc:
-        try:
-            remote_odb = dvc.cloud.get_remote_odb(remote, "push" if push else "fetch")
-        except NoRemoteError as exc:
-            raise _no_remote(exc) from exc
-        local = dvc.cache.local
-        source, dest = (local, remote_odb) if push else (remote_odb, local)
-        oids = {HashInfo("md5", d) for d in digests}
-        try:
-            # DVC's own progress bar (tqdm): on a terminal it shows, in CI logs it stays quiet.
-            with dvc_ui.progress(
-                desc="Pushing data" if push else "Fetching data", unit="file", leave=True
-            ) as bar:
-                result = transfer(
-                    source,
-                    dest,
-                    oids,
-                    jobs=4,
-                    shallow=False,
-                    hardlink=False,
-                    callback=bar.as_callback(),
-                )
-        except Exception as exc:  # network, permissions, missing bucket: all one remote error
-            raise RemoteError(f"could not copy data {'to' if push else 'from'} the DVC "
-                              f"remote: {exc}".splitlines()[0]) from exc  # fmt: skip
-    if result.failed:
-        names = ", ".join(sorted(h.value for h in result.failed)[:5])
-        raise RemoteError(f"could not copy {len(result.failed)} object(s): {names}")
-    return len(result.transferred)
+        for legacy in (False, True):
+            chosen = [o for o in objects if o.legacy is legacy]
+            if not chosen:
+                continue
+            name = _hash_name(legacy)
+            try:
+                remote_odb = dvc.cloud.get_remote_odb(remote, "push" if push else "fetch", name)
+            except NoRemoteError as exc:
+                raise _no_remote(exc) from exc
+            local = dvc.cache.legacy if legacy else dvc.cache.local
+            source, dest = (local, remote_odb) if push else (remote_odb, local)
+            oids = {HashInfo(name, o.digest) for o in chosen}
+            try:
+                # DVC's own progress bar (tqdm): shown on a terminal, quiet in CI logs.
+                with dvc_ui.progress(
+                    desc="Pushing data" if push else "Fetching data", unit="file", leave=True
+                ) as bar:
+                    result = transfer(source, dest, oids, jobs=4, shallow=False,
+                                      hardlink=False, callback=bar.as_callback())  # fmt: skip
+            except Exception as exc:  # network, permissions, missing bucket: a remote error
+                raise RemoteError(f"could not copy data {'to' if push else 'from'} the DVC "
+                                  f"remote: {exc}".splitlines()[0]) from exc  # fmt: skip
+            copied += len(result.transferred)
+            failed += sorted(h.value for h in result.failed)
+    if failed:
+        raise RemoteError(f"could not copy {len(failed)} object(s): {', '.join(failed[:5])}")
+    return copied

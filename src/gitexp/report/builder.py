@@ -166,7 +166,7 @@ def gather(
             if found:
                 histories[label] = found
     data_changes = diff_data(
-        collect(pointers[0]), collect(pointers[1]), lambda d: dir_listing(repo.root, d)
+        collect(pointers[0]), collect(pointers[1]), lambda e: dir_listing(repo.root, e.obj)
     )
     report = ReportData(
         base_label=base_target.label,

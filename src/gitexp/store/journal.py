@@ -155,18 +155,28 @@ class Journal:
         self.kind = kind
         self.entry: dict[str, Any] = {}
 
-    def save(self, written: Mapping[str, bytes | None], **extra: Any) -> None:
+    def save(
+        self,
+        written: Mapping[str, bytes | None],
+        command_files: Sequence[str] = (),
+        **extra: Any,
+    ) -> None:
         """Saves the original bytes of each path and a hash of what will be written there
-        (None: the path will be deleted)."""
+        (None: the path will be deleted). `command_files` are files the command itself may
+        rewrite (a pipeline's lock and outputs): they are put back whatever they hold, and
+        what they held is kept beside the journal."""
         files = {}
-        for rel, new in written.items():
+        for rel in [*written, *command_files]:
             full = self.repo.root / rel
             data = _read(full)
             files[rel] = {
                 "data": None if data is None else base64.b64encode(data).decode(),
                 "mode": full.stat().st_mode & 0o7777 if data is not None else None,
-                "written": _digest(new),
             }
+            if rel in written:
+                files[rel]["written"] = _digest(written[rel])
+            else:
+                files[rel]["owner"] = "command"
         self.entry = {"name": self.name, "kind": self.kind, "pid": os.getpid(),
                       "root": str(self.repo.root), "files": files, **extra}  # fmt: skip
         self._write()
@@ -203,7 +213,11 @@ def _restore_files(repo: Repo, entry_path: Path, conditional: bool) -> tuple[lis
         current = _read(full)
         if current == original and (original is not None or not os.path.lexists(full)):
             continue
-        if conditional and "written" in saved and _digest(current) != saved["written"]:
+        if conditional and saved.get("owner") == "command" and current is not None:
+            copy = saved_dir / rel  # the killed command's version: put aside, not lost
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(current)
+        elif conditional and "written" in saved and _digest(current) != saved["written"]:
             if original is not None:  # the user's file stays; gitexp's copy goes beside
                 copy = saved_dir / rel
                 copy.parent.mkdir(parents=True, exist_ok=True)
@@ -291,10 +305,10 @@ def _recover_entry(
             return f"{name} was cut off before anything changed; the workspace is as it was"
         return f"{name} was cut off; HEAD is at {head}: check the workspace with 'git status'"
     restored, kept = _restore_files(repo, entry_path, conditional=True)
-    pointers = [p for p in entry["files"] if p.endswith(".dvc") or p.endswith("dvc.lock")]
-    if kind == "apply" and pointers:
+    pointers = [p for p in restored if p.endswith(".dvc") or p.endswith("dvc.lock")]
+    if pointers:
         _data(repo, checkout_data)
-    what = "files and data" if kind == "apply" and pointers else "files"
+    what = "files and data" if pointers else "files"
     if not restored and not kept:
         return f"{name} was cut off before it changed any file; the workspace is as it was"
     text = f"{name} was cut off; rolled back ({what}): restored {', '.join(restored) or 'nothing'}"

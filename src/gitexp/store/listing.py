@@ -3,6 +3,7 @@ the UI compute with: one batch process per call, nothing printed."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,11 +11,13 @@ from gitexp.core.compare import Entry, diff_sections
 from gitexp.core.secrets import masked
 from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing
 from gitexp.errors import UsageError
-from gitexp.store.git import Repo
+from gitexp.store.dvcexps import list_experiments
+from gitexp.store.git import BatchReader, Repo
 from gitexp.store.records import list_runs
 from gitexp.store.snapshot import (
     RECORD_PATH,
     State,
+    Target,
     read_pointer_files,
     read_states,
     resolve_target,
@@ -40,6 +43,7 @@ def entry_from_record(
         metrics=record.get("metrics") or {},
         tags=record.get("tags") or {},
         errors=errors,
+        carried=record.get("carried") or {},
     )
 
 
@@ -59,6 +63,7 @@ def entry_from_state(state: State) -> Entry:
         duration=None,
         params=_masked(state.params),
         metrics=state.metrics,
+        carried=state.carried,
         errors={**state.errors, **notes},
     )
 
@@ -67,10 +72,10 @@ def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str
     """The entries to list, and the read errors to warn about (the listing goes on)."""
     with repo.batch_reader() as reader:
         if not revs:
-            entries = [
-                entry_from_record(r.name, r.rev, r.record, r.problem)
-                for r in list_runs(repo, reader)
-            ]
+            runs = list_runs(repo, reader)
+            entries = [entry_from_record(r.name, r.rev, r.record, r.problem) for r in runs]
+            imported = {(r.record or {}).get("message") for r in runs}
+            entries += dvc_experiment_entries(repo, reader, imported)
         else:
             targets = [resolve_target(repo, rev) for rev in revs]
             entries = [
@@ -81,6 +86,27 @@ def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str
             ]
     errors = [f"{e.name}: {msg}" for e in entries for msg in e.errors.values()]
     return entries, errors
+
+
+def dvc_experiment_entries(
+    repo: Repo, reader: BatchReader, imported: set[str | None] | None = None
+) -> list[Entry]:
+    """DVC's experiments as rows, their params and metrics read from their commits; those
+    imported as runs (`gitexp import-dvc`) are listed once, as runs."""
+    imported = imported or set()
+    experiments = [e for e in list_experiments(repo) if f"imported from {e.ref}" not in imported]
+    targets = [Target(label=e.name, rev=e.rev) for e in experiments]
+    states = read_states(repo, targets, reader) if targets else []
+    return [
+        dataclasses.replace(
+            entry_from_state(state),
+            base=e.baseline,
+            created=e.created,
+            status="success",
+            dvc_experiment=True,
+        )  # fmt: skip
+        for e, state in zip(experiments, states, strict=True)
+    ]
 
 
 def diff_structure(
@@ -104,7 +130,7 @@ def diff_structure(
     data_changes = diff_data(
         collect(pointers[0]),
         collect(pointers[1]),
-        lambda digest: dir_listing(repo.root, digest),
+        lambda entry: dir_listing(repo.root, entry.obj),
         show_all,
     )
     return changes, data_changes

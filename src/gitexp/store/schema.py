@@ -56,14 +56,14 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "parent": _OPT_STR,
     "inputs": _OPT_STR,
     "index": _OPT_STR,
-    "carried": (list, type(None)),
+    "carried": (dict, type(None)),
     "skipped": (list, type(None)),
     "experiment": _OPT_STR,
 }
 REQUIRED = ("status", "started")
-_STRING_LISTS = ("command", "overrides", "outs", "carried", "skipped")
+_STRING_LISTS = ("command", "overrides", "outs", "skipped")
 _STRING_MAPS = ("tags", "errors", "env", "packages")
-_FILE_MAPS = ("params", "metrics", "data")
+_FILE_MAPS = ("params", "metrics", "data", "carried")
 
 
 def problem(record: Any) -> str | None:

@@ -16,8 +16,9 @@ from gitexp.core.config import RESERVED_DIR, load_config
 from gitexp.core.metrics import load_metrics
 from gitexp.core.names import RUNS_PREFIX
 from gitexp.core.params import Flat, load_params
-from gitexp.dvc.data import DVC_LOCK, collect, is_pointer_file, read_cached
+from gitexp.dvc.data import collect, entry_of, is_dvc_file, read_tracked
 from gitexp.errors import GitexpError, UsageError
+from gitexp.store.dvcexps import find_experiment
 from gitexp.store.git import BatchReader, Repo
 from gitexp.store.schema import load_record
 
@@ -48,6 +49,7 @@ class State:
     errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # files that could not be read here
     record: dict[str, Any] | None = None
+    carried: dict[str, Flat] = field(default_factory=dict)  # metrics a run did not write
 
 
 def resolve_target(repo: Repo, spec: str) -> Target:
@@ -67,6 +69,9 @@ def resolve_target(repo: Repo, spec: str) -> Target:
         return Target(label=spec, rev=rev, run=name)
     rev = repo.resolve_commit(spec)
     if rev is None:
+        experiment = find_experiment(repo, spec)
+        if experiment is not None:  # a DVC experiment's name, as `dvc exp show` lists it
+            return Target(label=spec, rev=experiment.rev)
         raise UsageError(
             f"unknown run or revision '{spec}': see 'gitexp show' for runs, 'git log' for commits"
         )
@@ -123,25 +128,34 @@ def read_states(repo: Repo, targets: Sequence[Target], reader: BatchReader) -> l
         metrics = list(config.metrics_files)
         if state.record:  # files a run overrode or recorded count too
             params += [p for p in state.record.get("params", {}) if p not in params]
-            metrics += [m for m in state.record.get("metrics", {}) if m not in metrics]
+            recorded = [*state.record.get("metrics", {}), *(state.record.get("carried") or {})]
+            metrics += [m for m in recorded if m not in metrics]
         files.append((params, metrics))
 
     contents = read_paths([p + m for p, m in files])
     # Files that DVC keeps in its cache are not in git: find them through their pointers.
-    missing = [[p for p in found if found[p] is None] for found in contents]
-    if any(missing):
-        pointer_paths = [[DVC_LOCK, *(f"{p}.dvc" for p in paths)] for paths in missing]
-        for state, found, pointers in zip(states, contents, read_paths(pointer_paths), strict=True):
-            tracked = collect({k: v for k, v in pointers.items() if v is not None})
-            for path in [p for p in found if found[p] is None and p in tracked]:
-                found[path] = read_cached(repo.root, tracked[path].hash)
-                if found[path] is None:
-                    state.notes[path] = (
-                        f"{path} is kept by DVC and its content is not in the local cache "
-                        "(fetch it with 'dvc pull' or 'gitexp pull')"
-                    )
+    # Metrics inside a cached output directory (DVCLive's `eval/metrics.json` of an `eval`
+    # output) are found through the directory's listing.
+    for state, found in zip(states, contents, strict=True):
+        missing = [p for p in found if found[p] is None]
+        if not missing:
+            continue
+        tracked = collect(read_pointer_files(repo, state.target, reader))
+        for path in missing:
+            held = entry_of(tracked, path)
+            if held is None:
+                continue
+            found[path] = read_tracked(repo.root, *held)
+            if found[path] is None:
+                state.notes[path] = (
+                    f"{path} is kept by DVC and its content is not in the local cache "
+                    "(fetch it with 'dvc pull' or 'gitexp pull')"
+                )
     for state, (params, metrics), found in zip(states, files, contents, strict=True):
         parse_files(found, params, metrics, state)
+        for path in (state.record or {}).get("carried") or {}:
+            if path in state.metrics:  # left in the tree, but not the run's own
+                state.carried[path] = state.metrics.pop(path)
     return states
 
 
@@ -166,13 +180,13 @@ def parse_record(data: bytes) -> dict[str, Any] | None:
 
 
 def read_pointer_files(repo: Repo, target: Target, reader: BatchReader) -> dict[str, bytes]:
-    """The DVC pointer files (`*.dvc`, `dvc.lock`) of a revision or of the workspace."""
+    """The DVC files (`*.dvc`, `dvc.lock`, `dvc.yaml`) of a revision or of the workspace."""
     if target.rev is None:
         listing = repo.git(["ls-files", "-z", "-c", "-o", "--exclude-standard"]).stdout
     else:
         listing = repo.git(["ls-tree", "-r", "-z", "--name-only", target.rev]).stdout
     paths = [p for p in listing.decode("utf-8", "surrogateescape").split("\0") if p]
-    paths = sorted({p for p in paths if is_pointer_file(p)})
+    paths = sorted({p for p in paths if is_dvc_file(p)})
     if target.rev is None:
         found = {p: read_workspace_file(repo, p) for p in paths}
     else:

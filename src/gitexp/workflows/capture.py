@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitexp.core import yamlio
 from gitexp.core.config import RESERVED_DIR
 from gitexp.dvc.data import (
     Committed,
     DataEntry,
     collect,
     commit_outputs,
-    is_pointer_file,
+    entry_of,
+    is_dvc_file,
     pointer_text,
 )
-from gitexp.errors import StateError, UsageError
+from gitexp.errors import UsageError
 from gitexp.store.git import Repo, TempIndex
 from gitexp.store.snapshot import LOG_PATH, RECORD_PATH
 from gitexp.workflows.execute import LogCapture
@@ -75,33 +77,43 @@ def looks_secret(path: Path, rel: str) -> bool:
     return any(marker in head for marker in _SECRET_CONTENT)
 
 
-def check_workspace_files(
-    repo: Repo, index: TempIndex, excludes: Sequence[str], max_bytes: int, warn: Warn
-) -> list[str]:
-    """Stops the capture before any blob is written when a file git would store is too large
-    (row G7): large files belong in DVC. Returns the untracked files that look like secrets,
-    which the run leaves out, with a warning (row G8)."""
-    secrets = []
+@dataclass(frozen=True)
+class Screened:
+    secrets: list[str]  # untracked files that look like keys: left out (row G8)
+    large: list[tuple[str, int]]  # files over the size limit for git, with their sizes
+
+
+def screen_files(repo: Repo, index: TempIndex, excludes: Sequence[str], max_bytes: int) -> Screened:
+    """Looks at every file git would store, before any blob is written: secret-looking
+    untracked files and files too large for git (row G7) are set aside."""
+    secrets, large = [], []
     for rel, untracked in index.changed_files(excludes).items():
         full = repo.root / rel
         if untracked and not full.is_symlink() and looks_secret(full, rel):
-            warn(f"left {rel} out of the run: it looks like a secret (add it to .gitignore)")
             secrets.append(rel)
             continue
         try:
             size = os.lstat(full).st_size
         except OSError:
             continue
-        if size > max_bytes:
-            raise StateError(
-                f"{rel} is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:g} MB limit for files "
-                f"in git: track it with --out {rel} (or 'dvc add {rel}'), or add it to "
-                ".gitignore; the run was not recorded"
-            )
-    return secrets
+        if size > max_bytes and not full.is_symlink():
+            large.append((rel, size))
+    return Screened(secrets, large)
+
+
+def snapshot_inputs(repo: Repo, max_bytes: int) -> str:
+    """The tree of the workspace as the command starts (after the overrides): what
+    `reproduce` starts from. Large and secret-looking files are left out, as in the run."""
+    excludes = [RESERVED_DIR, *GENERATED_DIRS]
+    with repo.temp_index() as index:
+        screened = screen_files(repo, index, excludes, max_bytes)
+        index.add_all([*excludes, *screened.secrets, *(rel for rel, _ in screened.large)])
+        return index.write_tree()
 
 
 BIG_ARTIFACT_BYTES = 1_000_000
+# Folders DVC generates for viewing (`dvc plots show`): never part of a run.
+GENERATED_DIRS = ("dvc_plots",)
 
 
 def _is_binary_or_large(path: Path) -> bool:
@@ -134,12 +146,22 @@ def artifact_outs(repo: Repo, paths: Sequence[str], warn: Warn) -> list[str]:
 
 def _workspace_pointers(repo: Repo, index: TempIndex) -> dict[str, bytes]:
     out = repo.git(
-        ["ls-files", "-z", "-c", "-o", "--exclude-standard", "--", "*.dvc", "*dvc.lock"],
+        [
+            "ls-files",
+            "-z",
+            "-c",
+            "-o",
+            "--exclude-standard",
+            "--",
+            "*.dvc",
+            "*dvc.lock",
+            "*dvc.yaml",
+        ],
         env=index.env,
     ).stdout
     pointers = {}
     for rel in {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}:
-        if is_pointer_file(rel) and (repo.root / rel).is_file():
+        if is_dvc_file(rel) and (repo.root / rel).is_file():
             pointers[rel] = (repo.root / rel).read_bytes()
     return pointers
 
@@ -148,7 +170,7 @@ def _updated_pointer(original: bytes, entry: Committed) -> bytes:
     """A `.dvc` file with one output's hash, size and file count brought up to date."""
     import yaml
 
-    doc = yaml.safe_load(original)
+    doc = yamlio.load(original, entry.path + ".dvc")
     for out in doc.get("outs", []):
         if posixpath.basename(str(out.get("path"))) == posixpath.basename(entry.path):
             out["md5"] = entry.hash
@@ -206,14 +228,33 @@ def build_tree(
     record: dict[str, Any],
     log: LogCapture,
     outs: Sequence[str],
+    declared: Sequence[str],
     max_file_bytes: int,
     phase: Phase,
     warn: Warn,
 ) -> TreeResult:
-    """The run's tree; `record` gets its `data` section here, before it is written."""
-    excludes = [RESERVED_DIR, *outs]
+    """The run's tree; `record` gets its `data` (and `skipped`) section here, before it is
+    written. A finished command is always recorded (issue: finished runs thrown away): a
+    file too large for git goes to DVC's cache when the repository has DVC, as `--out`
+    would store it, and is left out with a warning otherwise. `declared` params and metrics
+    files go in even when git ignores them, so every view of the run reads the same files."""
+    excludes = [RESERVED_DIR, *GENERATED_DIRS, *outs]
     with repo.temp_index() as index:
-        excludes += check_workspace_files(repo, index, excludes, max_file_bytes, warn)
+        screened = screen_files(repo, index, excludes, max_file_bytes)
+        for rel in screened.secrets:
+            warn(f"left {rel} out of the run: it looks like a secret (add it to .gitignore)")
+        large = [rel for rel, _ in screened.large]
+        has_dvc = (repo.root / ".dvc").is_dir()
+        for rel, size in screened.large:
+            limit = f"{size / 1e6:.0f} MB, over the {max_file_bytes / 1e6:g} MB limit for git"
+            if has_dvc:
+                warn(f"stored {rel} in DVC's cache ({limit}; its pointer is in the run)")
+            else:
+                warn(f"left {rel} out of the run ({limit}; 'gitexp init' sets up DVC for it)")
+        if large and not has_dvc:
+            record["skipped"] = large
+        outs = [*outs, *large] if has_dvc else list(outs)
+        excludes += [*screened.secrets, *large]
         files, tracked = data_blobs(repo, index, outs, phase)
         data = {path: entry.as_json() for path, entry in sorted(tracked.items())}
         record["data"] = data
@@ -221,6 +262,7 @@ def build_tree(
         files[LOG_PATH] = log.getvalue()
         blobs = repo.write_blob_data(files)
         index.add_all(excludes)
+        _add_declared(repo, index, declared, tracked, excludes, max_file_bytes)
         if outs:  # an output that git tracked before is now DVC's: only its pointer stays
             repo.git(
                 ["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *outs],
@@ -232,3 +274,24 @@ def build_tree(
         tree = index.write_tree()
         phase("tree-written")
     return TreeResult(tree=tree, data=data)
+
+
+def _add_declared(
+    repo: Repo,
+    index: TempIndex,
+    declared: Sequence[str],
+    tracked: dict[str, DataEntry],
+    excludes: Sequence[str],
+    max_bytes: int,
+) -> None:
+    """Params and metrics files that git ignores still belong to the run (not those DVC
+    keeps in its cache: their pointers are in the run)."""
+    wanted = []
+    for rel in dict.fromkeys(declared):
+        full = repo.root / rel
+        if rel in excludes or entry_of(tracked, rel) is not None or full.is_symlink():
+            continue
+        if full.is_file() and full.stat().st_size <= max_bytes:
+            wanted.append(rel)
+    if wanted:
+        repo.git(["add", "-f", "--", *wanted], env=index.env, write=True)

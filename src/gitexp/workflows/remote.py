@@ -16,7 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from gitexp.core.names import RUNS_PREFIX, check_free, validate_name
-from gitexp.dvc.data import missing_from_cache, transfer_objects, unavailable
+from gitexp.dvc.data import (
+    DataEntry,
+    Obj,
+    dir_listing,
+    missing_from_cache,
+    transfer_objects,
+    unavailable,
+)
 from gitexp.errors import GitexpError, RemoteError, UsageError
 from gitexp.store.git import GitCommandError, Repo
 from gitexp.store.schema import load_record
@@ -71,8 +78,8 @@ def _selected(repo: Repo, names: Sequence[str]) -> dict[str, str]:
     return chosen
 
 
-def _data_of(repo: Repo, runs: dict[str, str]) -> dict[str, dict[str, str]]:
-    """name -> {tracked path: hash} for each run."""
+def _data_of(repo: Repo, runs: dict[str, str]) -> dict[str, dict[str, DataEntry]]:
+    """name -> {tracked path: entry} for each run."""
     return {
         name: pointer_paths(repo, Target(label=name, rev=oid, run=name))
         for name, oid in runs.items()
@@ -89,14 +96,14 @@ def push(
     objects = 0
     if with_data:
         data = _data_of(repo, runs)
-        digests = {h for paths in data.values() for h in paths.values()}
-        if digests:
-            lost = unavailable(repo.root, digests)
+        wanted = {e.obj for paths in data.values() for e in paths.values()}
+        if wanted:
+            lost = unavailable(repo.root, wanted)
             if lost:
-                raise RemoteError(_lost_message(data, lost))
+                raise RemoteError(_lost_message(repo, data, lost))
             progress(f"pushing data of {len(runs)} run(s) to the DVC remote")
             try:
-                objects = transfer_objects(repo.root, digests, push=True)
+                objects = transfer_objects(repo.root, wanted, push=True)
             except RemoteError as exc:
                 raise RemoteError(f"{exc}; no run was pushed (or push with --no-data)") from None
     refspecs = [f"{RUNS_PREFIX}{n}:{RUNS_PREFIX}{n}" for n in sorted(runs)]
@@ -109,17 +116,25 @@ def push(
     return PushResult(sorted(runs), objects)
 
 
-def _lost_message(data: dict[str, dict[str, str]], lost: set[str]) -> str:
+def _lost_message(repo: Repo, data: dict[str, dict[str, DataEntry]], lost: set[Obj]) -> str:
     """One line naming each run and path whose data exists nowhere."""
     parts = []
     for name, paths in sorted(data.items()):
-        gone = sorted(p for p, h in paths.items() if h in lost)
+        gone = sorted(p for p, e in paths.items() if e.obj in lost or _files_lost(repo, e, lost))
         if gone:
             parts.append(f"'{name}' ({', '.join(gone)})")
     return (
         f"nothing was pushed: the data of run {', '.join(parts)} is in neither the local DVC "
         "cache nor the DVC remote; fetch it with 'gitexp pull', or push the other runs"
     )
+
+
+def _files_lost(repo: Repo, entry: DataEntry, lost: set[Obj]) -> bool:
+    """A directory output one of whose files is lost."""
+    if not entry.hash.endswith(".dir"):
+        return False
+    listing = dir_listing(repo.root, entry.obj) or {}
+    return any(Obj(h, entry.legacy) in lost for h in listing.values())
 
 
 def pull(
@@ -206,10 +221,10 @@ def _pull_data(
     """Fetches what the runs' pointers name and the local cache lacks; returns how many
     objects came and, per run, the paths whose data could not be had."""
     data = _data_of(repo, runs)
-    digests = {h for paths in data.values() for h in paths.values()}
+    entries = {e.path + "\0" + e.hash: e for paths in data.values() for e in paths.values()}
     objects = 0
-    if digests:
-        needed = {h for h in digests if missing_from_cache(repo.root, {h: h})}
+    if entries:
+        needed = {e.obj for e in entries.values() if missing_from_cache(repo.root, {e.path: e})}
         if needed:
             progress(f"fetching data of {len(runs)} run(s) from the DVC remote")
             try:

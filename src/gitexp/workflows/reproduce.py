@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.core.metrics import is_number
-from gitexp.dvc.data import cache_dir, checkout_data
+from gitexp.dvc.data import cache_dir, checkout_data, ensure_in_cache
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo
 from gitexp.store.journal import register_worktree
 from gitexp.store.records import read_run_log
-from gitexp.store.snapshot import read_states, resolve_target
+from gitexp.store.snapshot import Target, read_states, resolve_target
 from gitexp.workflows.containment import check_run_tree
 from gitexp.workflows.run import RunOutcome, RunRequest, run_experiment
+from gitexp.workflows.workspace import pointer_paths
 
 Warn = Callable[[str], None]
 
@@ -115,15 +116,40 @@ def _worktree(repo: Repo, rev: str, keep: bool) -> Iterator[Path]:
 
 
 def _share_dvc_cache(root: Path, worktree: Path) -> None:
-    """The worktree uses the repository's DVC cache (and local DVC config, such as remote
-    credentials), so data already there is not copied or fetched again."""
+    """The worktree uses the repository's DVC cache and its DVC configuration as it is now
+    (remotes, credentials): a run recorded before its DVC remote was committed can still
+    fetch its data, and data already in the cache is not copied or fetched again."""
     if not (worktree / ".dvc").is_dir():
         return
-    local = root / ".dvc" / "config.local"
-    text = local.read_text() if local.exists() else ""
+    text = ""
+    for name in ("config", "config.local"):  # later sections win, as in DVC's own merge
+        source = root / ".dvc" / name
+        if source.exists():
+            text += source.read_text() + "\n"
     if "[cache]" not in text:
         text += f"\n[cache]\n    dir = {cache_dir(root).resolve()}\n"
     (worktree / ".dvc" / "config.local").write_text(text)
+
+
+def _start(repo: Repo, target: Target, record: dict[str, Any], warn: Warn) -> str:
+    """The commit a reproduction starts from: the run's inputs (the workspace as its command
+    started) when recorded; older runs only have their outputs."""
+    inputs = record.get("inputs")
+    if isinstance(inputs, str) and repo.resolve_commit(inputs):
+        return inputs
+    warn(f"run '{target.run}' has no recorded inputs here (an older gitexp recorded it, or they "
+         "were not fetched): re-running from its outputs")  # fmt: skip
+    assert target.rev is not None
+    return target.rev
+
+
+def _forced(command: list[str]) -> tuple[str, ...]:
+    """`dvc repro` re-runs every stage, never restoring outputs from DVC's run cache: a
+    reproduction must execute the command, not find it up to date."""
+    if command[:2] == ["dvc", "repro"]:
+        extra = [flag for flag in ("--force", "--no-run-cache") if flag not in command]
+        return (*command, *extra)
+    return tuple(command)
 
 
 def reproduce(
@@ -145,16 +171,22 @@ def reproduce(
     if not record.get("command"):
         raise UsageError(f"run '{spec}' has no command to re-run (it saved a workspace)")
     check_run_tree(repo, target.rev, spec)
+    start = _start(repo, target, record, warn)
+    if start != target.rev:
+        check_run_tree(repo, start, spec)
+    command = _forced(record["command"])
     # The only place gitexp runs a command that came from a run: say what and where first.
-    command = " ".join(shlex.quote(c) for c in record["command"])
-    progress(f"re-running {command} at {target.rev} (run {target.run})")
+    shown = " ".join(shlex.quote(c) for c in command)
+    progress(f"re-running {shown} at {start} (the inputs of run {target.run})")
+    ensure_in_cache(repo.root, pointer_paths(repo, Target(spec, start, None)))
     original_dir = Path.cwd()
-    with _worktree(repo, target.rev, keep) as tree:
+    with _worktree(repo, start, keep) as tree:
         checkout_data(tree)
         os.chdir(tree / (record.get("cwd") or "."))
         try:
             request = RunRequest(
-                command=tuple(record["command"]),
+                command=command,
+                base=record.get("base"),
                 name=_free_name(repo, f"{target.run}-repro"),
                 outs=tuple(record.get("outs") or ()),
                 tags=dict(record.get("tags") or {}),

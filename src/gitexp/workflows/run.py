@@ -9,6 +9,7 @@ only params files that `-S` overrides, and those are journaled first and put bac
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import socket
@@ -20,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from gitexp import __version__
-from gitexp.core.config import DVC_YAML, load_config
+from gitexp.core import dvcyaml
+from gitexp.core.config import DVC_YAML, Config, load_config
 from gitexp.core.names import RUNS_PREFIX, check_free, generate_name, validate_name
 from gitexp.core.params import Override, apply_overrides, load_params, parse_override
 from gitexp.core.secrets import redact_text, secret_param
-from gitexp.errors import Interrupted, StateError, UsageError
+from gitexp.dvc.data import DVC_LOCK, checkout_data
+from gitexp.errors import GitexpError, Interrupted, StateError, UsageError
 from gitexp.store import environment
 from gitexp.store.faults import fault_point
 from gitexp.store.git import RefExistsError, Repo
@@ -36,7 +39,7 @@ from gitexp.store.snapshot import (
     parse_files,
     read_workspace_file,
 )
-from gitexp.workflows.capture import artifact_outs, build_tree, normalise_out
+from gitexp.workflows.capture import artifact_outs, build_tree, normalise_out, snapshot_inputs
 from gitexp.workflows.execute import (
     LogCapture,
     SignalGuard,
@@ -61,6 +64,7 @@ class RunRequest:
     record_failed: bool = True
     outs: tuple[str, ...] = ()  # artifacts for DVC, relative to the repository root
     reproduces: str | None = None  # the run this one re-runs (gitexp reproduce)
+    base: str | None = None  # the base to record when the workspace's HEAD is not it
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,8 @@ def resolve_command(repo: Repo, command: Sequence[str]) -> tuple[str, ...]:
 
 def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
     """Runs the command and records it as a run; see the module docstring."""
-    base = repo.head()
+    head = repo.head()
+    base = request.base or head
     if base is None:
         raise StateError("this repository has no commit yet: make a first commit, then run again")
     operation = repo.in_progress_operation()
@@ -202,7 +207,7 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
             check_free(name, existing, other_refs)
             plan = _override_plan(repo, request.overrides)
             if plan:
-                journal.save(plan)
+                journal.save(plan, _pipeline_files(repo))
                 fault_point("params-journaled")
                 for path, data in plan.items():
                     full = repo.root / path
@@ -210,7 +215,7 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
                     write_workspace_file(repo, path, data, mode)
                 fault_point("params-written")
             return _run_and_record(
-                repo, request, name, command, base, branch, author, env, plan, guard,
+                repo, request, name, command, base, head, branch, author, env, plan, guard,
                 journal, warn,
             )  # fmt: skip
         finally:
@@ -226,6 +231,7 @@ def _run_and_record(
     name: str,
     command: tuple[str, ...],
     base: str,
+    started_at: str | None,
     branch: str | None,
     author: str | None,
     env: dict[str, str],
@@ -237,6 +243,14 @@ def _run_and_record(
     log = LogCapture()
     if guard.received:  # interrupted before the command could start
         raise Interrupted(f"run '{name}' was interrupted before its command started")
+    config = load_config(lambda p: read_workspace_file(repo, p))
+    # What the command starts from: the metrics files as they are (a file it does not
+    # rewrite is carried over, not its own) and the whole tree, which reproduce starts from.
+    before = _digests(repo, config.metrics_files)
+    inputs = repo.commit_tree(
+        snapshot_inputs(repo, config.max_file_bytes), base, f"inputs of run {name}\n",
+        _identity_env(author),
+    )  # fmt: skip
     # The command starts where the user is, as it would without gitexp.
     workdir = _workdir(repo)
     result = run_command(command, env, workdir, log, guard)
@@ -249,7 +263,7 @@ def _run_and_record(
     else:
         status = "success" if result.exit_code == 0 else "failed"
         exit_code = result.exit_code
-    if repo.head() != base:
+    if repo.head() != started_at:
         warn("HEAD moved while the command ran; the run's parent is the commit it started from")
     if status != "success" and not request.record_failed:
         _finish(repo, journal, plan, warn)
@@ -261,6 +275,9 @@ def _run_and_record(
     if logged.get("artifacts"):
         extra = artifact_outs(repo, logged["artifacts"], warn)
         request = dataclasses.replace(request, outs=tuple(dict.fromkeys([*request.outs, *extra])))
+    results = _read_results(repo, list(plan), warn)
+    carried = _carried(repo, config, command, status, before)
+    results["carried"] = {p: results["metrics"].pop(p) for p in carried if p in results["metrics"]}
     record = _new_record(
         repo,
         name=name,
@@ -273,11 +290,14 @@ def _run_and_record(
         branch=branch,
         author=author,
         request=request,
-        results=_read_results(repo, list(plan), warn),
+        results=results,
     )
     record["interrupted_by"] = result.interrupted_by
     record["cwd"] = workdir.relative_to(repo.root.resolve()).as_posix()
-    commit = _write_run_commit(repo, name, record, log, request, command, base, author, warn)
+    record["inputs"] = inputs
+    commit = _write_run_commit(
+        repo, name, record, log, request, command, [base, inputs], author, warn
+    )
     _finish(repo, journal, plan, warn)
     return RunOutcome(name=name, commit=commit, status=status, exit_code=exit_code)
 
@@ -442,7 +462,10 @@ def _write_run_commit(
 ) -> str:
     config = load_config(lambda p: read_workspace_file(repo, p))
     outs = list(dict.fromkeys([*request.outs, *config.outs]))
-    tree = build_tree(repo, record, log, outs, config.max_file_bytes, fault_point, warn).tree
+    declared = [*config.params_files, *config.metrics_files, *record.get("params", {})]
+    tree = build_tree(
+        repo, record, log, outs, declared, config.max_file_bytes, fault_point, warn
+    ).tree
     message = _commit_message(
         name, request, command, record["status"], record["exit_code"], record["duration"]
     )
@@ -466,5 +489,55 @@ def _finish(repo: Repo, journal: Journal, plan: dict[str, bytes], warn: Warn) ->
     for path, written in plan.items():
         if read_workspace_file(repo, path) != written:
             warn(f"the command changed {path}; the run keeps its version, the file is restored")
-    journal.restore()
+    pipeline = [p for p in journal.restore() if p not in plan]
+    if pipeline:
+        # A pipeline run with overrides: its lock and outputs go back with the params, so
+        # the workspace stays consistent (`dvc status` clean); the run keeps its own.
+        if any(p.endswith(("dvc.lock", ".dvc")) for p in pipeline):
+            checkout_data(repo.root)
+        warn(
+            f"put back {', '.join(pipeline)} and the pipeline's data as they were before the "
+            "run, to match the restored params (the run keeps its own: 'gitexp apply' takes it)"
+        )
     fault_point("params-restored")
+
+
+def _pipeline_files(repo: Repo) -> list[str]:
+    """The files a DVC pipeline rewrites that git keeps: its lock and `cache: false`
+    outputs (cached outputs come back from DVC's cache through the lock)."""
+    data = read_workspace_file(repo, DVC_YAML)
+    if data is None:
+        return []
+    try:
+        pipeline = dvcyaml.parse(data, DVC_YAML, lambda p: read_workspace_file(repo, p))
+    except GitexpError:
+        return []
+    files = [DVC_LOCK] if (repo.root / DVC_LOCK).is_file() else []
+    return files + sorted(p for p in pipeline.uncached() if (repo.root / p).is_file())
+
+
+def _digests(repo: Repo, paths: Sequence[str]) -> dict[str, str | None]:
+    found = {}
+    for path in paths:
+        data = read_workspace_file(repo, path)
+        found[path] = None if data is None else hashlib.sha256(data).hexdigest()
+    return found
+
+
+def _carried(
+    repo: Repo, config: Config, command: Sequence[str], status: str, before: dict[str, str | None]
+) -> list[str]:
+    """Metrics files the command did not write: unchanged since it started. After a
+    successful `dvc repro`, a pipeline's outputs that DVC found up to date still count:
+    they are valid for the run's inputs."""
+    after = _digests(repo, config.metrics_files)
+    same = [p for p, digest in after.items() if digest is not None and digest == before.get(p)]
+    if same and status == "success" and list(command[:2]) in (["dvc", "repro"], ["dvc", "exp"]):
+        data = read_workspace_file(repo, DVC_YAML)
+        try:
+            pipeline = dvcyaml.parse(data or b"", DVC_YAML, lambda p: read_workspace_file(repo, p))
+        except GitexpError:
+            return same
+        declared = {o.path for o in pipeline.outputs()} | set(pipeline.top_metrics)
+        same = [p for p in same if not any(p == d or p.startswith(d + "/") for d in declared)]
+    return same

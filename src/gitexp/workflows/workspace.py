@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gitexp.core.config import RESERVED_DIR
-from gitexp.dvc.data import checkout_data, collect, current_hashes, ensure_in_cache
+from gitexp.dvc.data import DataEntry, checkout_data, collect, current_hashes, ensure_in_cache
 from gitexp.errors import StateError, UsageError
 from gitexp.store.faults import fault_point
 from gitexp.store.git import Repo, iter_lines_z
@@ -52,7 +52,7 @@ def workspace_changes(repo: Repo) -> Dirty:
             continue
         (untracked if code == "??" else tracked).append(path)
     data = []
-    pointers = {p: (repo.root / p).read_bytes() for p in _dvc_files(repo)}
+    pointers = {p: (repo.root / p).read_bytes() for p in _dvc_files(repo)}  # .dvc files only
     tracked_data = {e.path: e.hash for e in collect(pointers).values()}
     if tracked_data:
         now = current_hashes(repo.root, tracked_data)
@@ -332,7 +332,7 @@ def branch(repo: Repo, spec: str, name: str) -> str:
     return commit
 
 
-def pointer_paths(repo: Repo, target: Target) -> dict[str, str]:
-    """Tracked data of a revision: path -> hash (for push and pull)."""
+def pointer_paths(repo: Repo, target: Target) -> dict[str, DataEntry]:
+    """Tracked data of a revision: path -> its entry (for push, pull and checkout)."""
     with repo.batch_reader() as reader:
-        return {e.path: e.hash for e in collect(read_pointer_files(repo, target, reader)).values()}
+        return collect(read_pointer_files(repo, target, reader))
