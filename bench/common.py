@@ -14,6 +14,7 @@ GITEXP = [str(BIN / "gitexp")]
 DVC = [str(BIN / "dvc")]
 ENV = {
     **os.environ,
+    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # as in an activated venv
     "DVC_NO_ANALYTICS": "1",
     "GIT_AUTHOR_NAME": "bench",
     "GIT_AUTHOR_EMAIL": "bench@example.com",

@@ -79,7 +79,7 @@ def test_reading_runs_back(repo: Path) -> None:
     assert out["diff"]["params"]["dvclive/params.yaml"]["train.lr"] == {
         "old": 0.1,
         "new": 0.3,
-        "diff": 0.2,
+        "diff": 0.3 - 0.1,
     }
 
 

@@ -75,7 +75,7 @@ def test_pipeline_run_travels_and_checks_out_in_a_fresh_clone(project: Path, tmp
     )
     # the stale lock entry names an object nobody has: push still goes, as `dvc push` does
     pushed = gitexp_ok(project, "push")
-    assert "pushed 2 run(s)" in pushed.stdout
+    assert "pushed 2 new run(s)" in pushed.stdout
     legacy = store / "17" / "4410786d79ccd6ba421aa008b19a60"  # DVC 2's remote layout
     assert legacy.exists()
     clone = tmp_path / "clone"

@@ -67,7 +67,7 @@ def test_end_to_end_push_clone_pull_checkout_reproduce(project: Path, origin: Pa
     record_two_runs(project)
     proc = run_gitexp(project, "push")
     assert proc.returncode == 0, proc.stderr
-    assert "pushed 2 run(s)" in proc.stdout
+    assert "pushed 2 new run(s)" in proc.stdout
     other = clone(origin, tmp_path / "other")
     proc = run_gitexp(other, "pull")
     assert proc.returncode == 0, proc.stderr

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from gitexp import __version__
+from gitexp.errors import UsageError
 
 FORMAT_HELP = {"json": "Print JSON.", "csv": "Print CSV.", "md": "Print a Markdown table."}
 
@@ -19,9 +22,21 @@ def warn(message: str) -> None:
 
 
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--json, --csv, --md and --precision, shared by every listing command."""
+    """--json, --csv, --md and --precision, shared by every listing command; the command
+    gets `fmt` (None for a table). Two formats at once are a usage error."""
+
+    command = func
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        chosen = [fmt for fmt in FORMAT_HELP if kwargs.pop(f"as_{fmt}")]
+        if len(chosen) > 1:
+            raise UsageError(f"--{' and --'.join(chosen)} cannot be used together: pick one")
+        return command(*args, fmt=chosen[0] if chosen else None, **kwargs)
+
+    func = wrapper
     for fmt in reversed(FORMAT_HELP):
-        func = click.option(f"--{fmt}", "fmt", flag_value=fmt, help=FORMAT_HELP[fmt])(func)
+        func = click.option(f"--{fmt}", f"as_{fmt}", is_flag=True, help=FORMAT_HELP[fmt])(func)
     func = click.option(
         "--precision",
         type=click.IntRange(1, 17),
@@ -30,6 +45,21 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Significant digits of numbers in tables.",
     )(func)
     return func
+
+
+def complete_runs(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Run names for shell completion (`_GITEXP_COMPLETE=bash_source gitexp`)."""
+    from gitexp.core.names import RUNS_PREFIX
+    from gitexp.store.git import Repo
+
+    try:
+        refs = Repo.discover(".").list_refs(RUNS_PREFIX)
+    except Exception:  # noqa: BLE001 - completion never prints errors into a shell
+        return []
+    names = [ref[len(RUNS_PREFIX) :] for ref, _ in refs]
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
 
 
 def open_repo() -> Any:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import click
 
-from gitexp.cli.app import cli, open_repo, output_options, warn
+from gitexp.cli.app import cli, complete_runs, open_repo, output_options, progress, warn
 from gitexp.errors import UsageError
 
 
 @cli.command()
-@click.argument("revs", nargs=-1)
+@click.argument("revs", nargs=-1, shell_complete=complete_runs)
 @click.option("--sort-by", metavar="KEY", help="Sort by a param, metric or column.")
 @click.option("--desc", is_flag=True, help="Sort in descending order.")
 @click.option("--filter", "filter_expr", metavar="EXPR", help='e.g. "acc > 0.9 and lr < 0.1"')
 @click.option("--only-changed", is_flag=True, help="Hide columns equal in every row.")
 @click.option("--limit", type=click.IntRange(min=0), help="Show at most N rows.")
+@click.option("--columns", "keep", multiple=True, metavar="GLOB", help="Show only these keys.")
+@click.option("--drop", multiple=True, metavar="GLOB", help="Hide these keys.")
+@click.option("--params-only", is_flag=True, help="Show params, not metrics.")
+@click.option("--metrics-only", is_flag=True, help="Show metrics, not params.")
 @output_options
 def show(
     revs: tuple[str, ...],
@@ -23,6 +27,10 @@ def show(
     filter_expr: str | None,
     only_changed: bool,
     limit: int | None,
+    keep: tuple[str, ...],
+    drop: tuple[str, ...],
+    params_only: bool,
+    metrics_only: bool,
     fmt: str | None,
     precision: int,
 ) -> None:
@@ -43,13 +51,22 @@ def show(
             descending=desc,
             limit=limit,
             only_changed=only_changed,
+            keep=keep,
+            drop=drop,
+            kinds=_kinds(params_only, metrics_only),
         )
     )
 
 
+def _kinds(params_only: bool, metrics_only: bool) -> tuple[str, ...]:
+    if params_only and metrics_only:
+        raise UsageError("--params-only and --metrics-only cannot be used together: pick one")
+    return ("params",) if params_only else ("metrics",) if metrics_only else ("params", "metrics")
+
+
 @cli.command()
-@click.argument("a", required=False)
-@click.argument("b", required=False)
+@click.argument("a", required=False, shell_complete=complete_runs)
+@click.argument("b", required=False, shell_complete=complete_runs)
 @click.option("--all", "show_all", is_flag=True, help="Also list keys that did not change.")
 @click.option("--env", "env", is_flag=True, help="Compare the runs' environments instead.")
 @output_options
@@ -79,7 +96,7 @@ def diff(
 
 
 @cli.command()
-@click.argument("run_name", metavar="RUN")
+@click.argument("run_name", metavar="RUN", shell_complete=complete_runs)
 @output_options
 def log(run_name: str, fmt: str | None, precision: int) -> None:
     """Show a run's record and the output its command printed."""
@@ -89,10 +106,19 @@ def log(run_name: str, fmt: str | None, precision: int) -> None:
 
 
 @cli.command()
-@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
-def remove(runs: tuple[str, ...]) -> None:
-    """Delete runs (their refs under refs/runs/)."""
-    from gitexp.store.records import remove_runs
+@click.argument("runs", nargs=-1, metavar="RUN...", shell_complete=complete_runs)
+@click.option("--filter", "filter_expr", metavar="EXPR", help="Remove the runs that match.")
+@click.option("--remote", metavar="REMOTE", help="Remove them from REMOTE too (atomically).")
+def remove(runs: tuple[str, ...], filter_expr: str | None, remote: str | None) -> None:
+    """Delete runs (their refs under refs/runs/): names, globs such as 'sweep/*', or
+    --filter. A later `pull` does not bring a removed run back."""
+    from gitexp.workflows.manage import chosen
+    from gitexp.workflows.manage import remove as remove_runs
 
-    for name in remove_runs(open_repo(), runs):
-        click.echo(f"removed run '{name}'")
+    if not runs and not filter_expr:
+        raise UsageError("name the runs to remove (names or globs such as 'sweep/*'), or --filter")
+    repo = open_repo()
+    picked = chosen(repo, runs, filter_expr)
+    remove_runs(repo, picked, remote, progress)
+    for name in picked:
+        click.echo(f"removed run '{name}'" + (f" here and on {remote}" if remote else ""))

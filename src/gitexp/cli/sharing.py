@@ -12,12 +12,25 @@ from gitexp.cli.app import cli, open_repo, progress, warn
 @click.argument("runs", nargs=-1, metavar="[RUN]...")
 @click.option("--all", "all_runs", is_flag=True, help="Push every run (the default).")
 @click.option("--no-data", is_flag=True, help="Push refs only, not the data of the runs.")
-def push(remote: str, runs: tuple[str, ...], all_runs: bool, no_data: bool) -> None:
-    """Push runs: their data to the DVC remote, then their refs to REMOTE (default origin)."""
+@click.option(
+    "--skip-existing", is_flag=True, help="Leave out runs whose names the remote has for others."
+)
+def push(
+    remote: str, runs: tuple[str, ...], all_runs: bool, no_data: bool, skip_existing: bool
+) -> None:
+    """Push runs: their data to the DVC remote, then their refs (with their tags and notes)
+    to REMOTE (default origin), in one atomic push that never overwrites a run there."""
     from gitexp.workflows.remote import push as push_runs
 
-    result = push_runs(open_repo(), remote, () if all_runs else runs, not no_data, progress)
-    click.echo(f"pushed {len(result.runs)} run(s) and {result.objects} data object(s)")
+    repo = open_repo()
+    result = push_runs(repo, remote, () if all_runs else runs, not no_data, progress,
+                       skip_existing)  # fmt: skip
+    for name in result.skipped:
+        warn(f"left out run '{name}': {remote} has another run of that name")
+    click.echo(
+        f"pushed {len(result.runs)} new run(s) and {result.objects} data object(s); "
+        f"{len(result.already)} already on {remote}"
+    )
 
 
 @cli.command()
@@ -40,6 +53,10 @@ def pull(remote: str, runs: tuple[str, ...], all_runs: bool, no_data: bool) -> N
         warn(f"skipped {remote}'s run '{shown}': {reason}")
     for name, paths in result.without_data.items():
         warn(f"run '{name}' has no data here for {', '.join(paths)}: the DVC remote lacks it")
+    if result.removed_here:
+        warn(f"left out {len(result.removed_here)} run(s) removed here "
+             f"({', '.join(result.removed_here[:5])}); 'gitexp pull {remote} NAME' brings one "
+             "back")  # fmt: skip
     click.echo(
         f"pulled {len(result.created)} new run(s), {len(result.unchanged)} already here, "
         f"{result.objects} data object(s)"

@@ -21,8 +21,8 @@ from gitexp.core.render import Carried, format_value, render_rows, to_json
 from gitexp.dvc.data import DataChange, data_json
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo
-from gitexp.store.listing import diff_structure, entry_from_record
-from gitexp.store.records import list_runs, read_run_log
+from gitexp.store.listing import diff_structure, run_entries
+from gitexp.store.records import read_run_log
 from gitexp.store.snapshot import resolve_target
 
 
@@ -48,6 +48,9 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
         "metrics": entry.metrics,
         "tags": entry.tags,
     }
+    for optional in ("note", "message"):
+        if getattr(entry, optional):
+            data[optional] = getattr(entry, optional)
     if entry.carried:
         data["carried"] = entry.carried
     if entry.dvc_experiment:
@@ -74,6 +77,9 @@ def show_output(
     descending: bool,
     limit: int | None,
     only_changed: bool,
+    keep: Sequence[str] = (),
+    drop: Sequence[str] = (),
+    kinds: Sequence[str] = ("params", "metrics"),
 ) -> str:
     chosen = select(
         entries, filter_expr=filter_expr, sort_by=sort_by, descending=descending, limit=limit
@@ -84,8 +90,15 @@ def show_output(
         return "no runs" + (
             " match the filter" if filter_expr else ": record one with 'gitexp run'"
         )
-    columns = visible_columns(chosen, only_changed)
-    headers = ["run", "rev", "base", "created", "status", "duration"] + [c.label for c in columns]
+    columns = visible_columns(chosen, only_changed, keep, drop, kinds)
+    # tags and messages, when any run has one (a note added later wins over -m)
+    extra = []
+    if any(e.tags for e in chosen):
+        extra.append("tags")
+    if any(e.note or e.message for e in chosen):
+        extra.append("message")
+    fixed_headers = ["run", "rev", "base", "created", "status", "duration", *extra]
+    headers = fixed_headers + [c.label for c in columns]
     short = fmt == "table" or fmt == "md"
     rows = []
     for e in chosen:
@@ -97,6 +110,10 @@ def show_output(
             e.status,
             e.duration,
         ]
+        if "tags" in extra:
+            fixed.append(", ".join(f"{k}={v}" for k, v in e.tags.items()) or None)
+        if "message" in extra:
+            fixed.append(e.note or e.message)
         rows.append(fixed + [_cell(e, c) for c in columns])
     return render_rows(headers, rows, fmt, precision)
 
@@ -253,9 +270,7 @@ def report_output(
     from gitexp.report.builder import build_html, build_markdown, gather
 
     with repo.batch_reader() as reader:
-        runs = [
-            entry_from_record(r.name, r.rev, r.record, r.problem) for r in list_runs(repo, reader)
-        ]
+        runs = run_entries(repo, reader)
     data = gather(repo, base, head, metric, checks, runs)
     text = build_html(data) if fmt == "html" else build_markdown(data)
     return text, data.failed

@@ -7,11 +7,11 @@ import sys
 
 import click
 
-from gitexp.cli.app import cli, open_repo, output_options, progress, warn
+from gitexp.cli.app import cli, complete_runs, open_repo, output_options, progress, warn
 
 
 @cli.command()
-@click.argument("run_name", metavar="RUN")
+@click.argument("run_name", metavar="RUN", shell_complete=complete_runs)
 @click.option("--force", is_flag=True, help="Save uncommitted changes as a run, then go ahead.")
 def checkout(run_name: str, force: bool) -> None:
     """Make the workspace the run: HEAD detached at its commit, its data checked out."""
@@ -22,7 +22,7 @@ def checkout(run_name: str, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("run_name", metavar="RUN")
+@click.argument("run_name", metavar="RUN", shell_complete=complete_runs)
 @click.option("--force", is_flag=True, help="Save uncommitted changes as a run, then go ahead.")
 @click.option(
     "--whole", is_flag=True, help="Make the files equal to the run's instead of merging its change."
@@ -40,7 +40,7 @@ def apply(run_name: str, force: bool, whole: bool) -> None:
 
 
 @cli.command()
-@click.argument("run_name", metavar="RUN")
+@click.argument("run_name", metavar="RUN", shell_complete=complete_runs)
 @click.argument("branch_name", metavar="BRANCH")
 def branch(run_name: str, branch_name: str) -> None:
     """Create BRANCH at the run (its code and params, without the run record)."""
@@ -51,7 +51,7 @@ def branch(run_name: str, branch_name: str) -> None:
 
 
 @cli.command()
-@click.argument("run_name", metavar="RUN")
+@click.argument("run_name", metavar="RUN", shell_complete=complete_runs)
 @click.option(
     "--tolerance",
     type=float,

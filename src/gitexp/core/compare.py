@@ -5,15 +5,16 @@ Nothing here reads git or prints; the CLI feeds it data and hands the result to 
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitexp.core.metrics import delta, relative, sort_key
+from gitexp.core.metrics import delta, ordered, relative
 from gitexp.core.query import evaluate, keys_of, parse_filter
 from gitexp.errors import UsageError
 
-FIXED_COLUMNS = ("name", "rev", "base", "created", "status", "duration")
+FIXED_COLUMNS = ("name", "rev", "base", "created", "status", "duration", "note", "message")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Entry:
     errors: dict[str, str] = field(default_factory=dict)
     carried: dict[str, dict[str, Any]] = field(default_factory=dict)  # not the run's own
     dvc_experiment: bool = False  # a DVC experiment (refs/exps/), not a gitexp run
+    note: str | None = None  # said of the run after it ended (gitexp note)
+    message: str | None = None  # given when it ran (-m)
 
     def fixed(self, column: str) -> Any:
         return getattr(self, column)
@@ -124,14 +127,32 @@ def select(
         result = [e for e in result if evaluate(tree, lambda k, e=e: index.lookup(e, k))]
     if sort_by:
         index.resolve(sort_by)
-        result.sort(key=lambda e: sort_key(index.lookup(e, sort_by), descending))
+        result = ordered(result, lambda e: index.lookup(e, sort_by), descending)
     if limit is not None:
         result = result[:limit]
     return result
 
 
-def visible_columns(entries: Sequence[Entry], only_changed: bool) -> list[Column]:
-    columns = columns_of(entries)
+def visible_columns(
+    entries: Sequence[Entry],
+    only_changed: bool,
+    keep: Sequence[str] = (),
+    drop: Sequence[str] = (),
+    kinds: Sequence[str] = ("params", "metrics"),
+) -> list[Column]:
+    """The param and metric columns to show: of the kinds asked, those matching a `keep`
+    glob (all without one), none matching a `drop` glob (as `dvc exp show --keep/--drop`;
+    a glob matches the key, `file:key` or the column's label), and with `only_changed`
+    only those that differ between the entries."""
+    columns = [c for c in columns_of(entries) if c.kind in kinds]
+
+    def matches(column: Column, patterns: Sequence[str]) -> bool:
+        names = (column.key, column.label, f"{column.path}:{column.key}")
+        return any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
+
+    if keep:
+        columns = [c for c in columns if matches(c, keep)]
+    columns = [c for c in columns if not matches(c, drop)]
     if only_changed and len(entries) > 1:
         columns = [c for c in columns if len({repr(value_of(e, c)) for e in entries}) > 1]
     return columns

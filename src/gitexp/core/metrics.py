@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from gitexp.core.params import Flat, flatten, parse_document
 from gitexp.errors import UsageError
 
 DEFAULT_METRICS_FILE = "metrics.json"
+T = TypeVar("T")
 
 
 def load_metrics(data: bytes, path: str) -> Flat:
@@ -65,6 +67,20 @@ def sort_key(value: Any, descending: bool = False) -> tuple[int, Any]:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return (2, 0)
     return (1, str(value))
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def ordered(items: Sequence[T], value: Callable[[T], Any], descending: bool = False) -> list[T]:
+    """Items sorted by a value: numbers, then text, each in the order asked (descending too,
+    for dates and names); NaN and missing values last both ways. Stable."""
+    numbers = [i for i in items if is_number(value(i)) and not missing(value(i))]
+    texts = [i for i in items if not is_number(value(i)) and not missing(value(i))]
+    numbers.sort(key=value, reverse=descending)
+    texts.sort(key=lambda i: str(value(i)), reverse=descending)
+    return numbers + texts + [i for i in items if missing(value(i))]
 
 
 def delta(old: Any, new: Any, exact: bool = False) -> Any:

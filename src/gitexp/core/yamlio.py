@@ -188,7 +188,9 @@ else:  # pragma: no cover - PyYAML built without libyaml
 def decode(data: bytes, path: str) -> str:
     """UTF-8 text, or an error naming the file, line and column of the bad byte."""
     if len(data) > MAX_YAML_BYTES:
-        raise UsageError(f"{path}: file is too large to read ({len(data)} bytes)")
+        raise UsageError(
+            f"{path}: too large to read ({len(data):,} bytes; the limit is {MAX_YAML_BYTES:,})"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -13,6 +13,7 @@ from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing
 from gitexp.errors import UsageError
 from gitexp.store.dvcexps import list_experiments
 from gitexp.store.git import BatchReader, Repo
+from gitexp.store.notes import Meta, read_meta
 from gitexp.store.records import list_runs
 from gitexp.store.snapshot import (
     RECORD_PATH,
@@ -25,13 +26,19 @@ from gitexp.store.snapshot import (
 
 
 def entry_from_record(
-    name: str, rev: str, record: dict[str, Any] | None, problem: str | None = None
+    name: str,
+    rev: str,
+    record: dict[str, Any] | None,
+    problem: str | None = None,
+    meta: Meta | None = None,
 ) -> Entry:
-    """A run's row; a run whose record is unusable is listed by name with status unknown."""
+    """A run's row; a run whose record is unusable is listed by name with status unknown.
+    `meta` is what was said of it after it ended (tags, a note)."""
     record = record or {}
     errors = dict(record.get("errors") or {})
     if problem:
         errors[RECORD_PATH] = problem
+    tags = record.get("tags") or {}
     return Entry(
         name=name,
         rev=rev,
@@ -41,10 +48,20 @@ def entry_from_record(
         duration=record.get("duration"),
         params=_masked(record.get("params") or {}),
         metrics=record.get("metrics") or {},
-        tags=record.get("tags") or {},
+        tags=meta.apply_to(tags) if meta else tags,
         errors=errors,
         carried=record.get("carried") or {},
+        note=meta.note if meta else None,
+        message=record.get("message"),
     )
+
+
+def run_entries(repo: Repo, reader: BatchReader) -> list[Entry]:
+    """Every run as a row, newest first, with the tags and notes added since: the one way
+    show, report, the Python API and the UI list runs."""
+    runs = list_runs(repo, reader)
+    metas = read_meta(repo, reader, [r.rev for r in runs])
+    return [entry_from_record(r.name, r.rev, r.record, r.problem, metas.get(r.rev)) for r in runs]
 
 
 def _masked(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -72,17 +89,20 @@ def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str
     """The entries to list, and the read errors to warn about (the listing goes on)."""
     with repo.batch_reader() as reader:
         if not revs:
-            runs = list_runs(repo, reader)
-            entries = [entry_from_record(r.name, r.rev, r.record, r.problem) for r in runs]
-            imported = {(r.record or {}).get("message") for r in runs}
+            entries = run_entries(repo, reader)
+            imported = {e.message for e in entries}
             entries += dvc_experiment_entries(repo, reader, imported)
         else:
             targets = [resolve_target(repo, rev) for rev in revs]
+            states = read_states(repo, targets, reader)
+            metas = read_meta(repo, reader, [t.rev for t in targets if t.run and t.rev])
             entries = [
-                entry_from_record(s.target.run, s.target.rev or "", s.record)
+                entry_from_record(
+                    s.target.run, s.target.rev or "", s.record, None, metas.get(s.target.rev or "")
+                )  # fmt: skip
                 if s.target.run and s.record
                 else entry_from_state(s)
-                for s in read_states(repo, targets, reader)
+                for s in states
             ]
     errors = [f"{e.name}: {msg}" for e in entries for msg in e.errors.values()]
     return entries, errors

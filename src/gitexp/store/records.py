@@ -3,14 +3,17 @@ their logs, and removing them. Reading only, except `remove_runs`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from gitexp.core.names import RUNS_PREFIX
 from gitexp.errors import UsageError
 from gitexp.store.git import BatchReader, Repo
+from gitexp.store.journal import temp_path, write_atomic
 from gitexp.store.schema import load_record
 from gitexp.store.snapshot import LOG_PATH, RECORD_PATH, parse_record
 
@@ -71,3 +74,33 @@ def remove_runs(repo: Repo, names: Sequence[str]) -> list[str]:
 def read_run_log(repo: Repo, rev: str, reader: BatchReader) -> tuple[dict[str, Any] | None, bytes]:
     record, log = reader.read_many([f"{rev}:{RECORD_PATH}", f"{rev}:{LOG_PATH}"])
     return (parse_record(record) if record else None), (log or b"")
+
+
+def _tombstones(repo: Repo) -> Path:
+    return repo.common_dir / "gitexp" / "removed.json"
+
+
+def removed_runs(repo: Repo) -> dict[str, str]:
+    """Commits of runs removed here -> their names: `pull` does not bring them back."""
+    try:
+        data = json.loads(_tombstones(repo).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _save_removed(repo: Repo, known: dict[str, str]) -> None:
+    path = _tombstones(repo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(known, indent=1).encode(), None, temp_path(repo, "removed"))
+
+
+def remember_removed(repo: Repo, runs: dict[str, str]) -> None:
+    _save_removed(repo, {**removed_runs(repo), **{c: n for n, c in runs.items()}})
+
+
+def forget_removed(repo: Repo, commits: Sequence[str]) -> None:
+    """Runs brought back on purpose (`pull REMOTE NAME`) are no longer left out."""
+    known = removed_runs(repo)
+    if any(c in known for c in commits):
+        _save_removed(repo, {c: n for c, n in known.items() if c not in commits})

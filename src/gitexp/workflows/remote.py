@@ -26,6 +26,8 @@ from gitexp.dvc.data import (
 )
 from gitexp.errors import GitexpError, RemoteError, UsageError
 from gitexp.store.git import GitCommandError, Repo
+from gitexp.store.notes import NOTES_REF, merged, notes_tree, read_meta, write_meta
+from gitexp.store.records import forget_removed, removed_runs
 from gitexp.store.schema import load_record
 from gitexp.store.snapshot import RECORD_PATH, Target
 from gitexp.workflows.workspace import pointer_paths
@@ -34,13 +36,15 @@ Warn = Callable[[str], None]
 FETCH_PREFIX = "refs/gitexp-fetch/"
 _URL = re.compile(r"^(?:file|https?|ssh)://[^\s]+$")
 # Never let a remote URL run a program (`ext::sh -c ...`) and check what is fetched.
-_SAFE = ["-c", "protocol.ext.allow=never", "-c", "transfer.fsckObjects=true"]
+SAFE_GIT = ["-c", "protocol.ext.allow=never", "-c", "transfer.fsckObjects=true"]
 
 
 @dataclass(frozen=True)
 class PushResult:
-    runs: list[str]
+    runs: list[str]  # pushed now
     objects: int
+    already: list[str] = field(default_factory=list)  # the remote had them as they are
+    skipped: list[str] = field(default_factory=list)  # the remote has another run so named
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class PullResult:
     objects: int
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it was not taken
     without_data: dict[str, list[str]] = field(default_factory=dict)  # name -> paths
+    removed_here: list[str] = field(default_factory=list)  # removed locally: left out
 
 
 def check_remote(repo: Repo, remote: str) -> str:
@@ -64,6 +69,20 @@ def check_remote(repo: Repo, remote: str) -> str:
         f"unknown remote '{remote}': use a configured remote ({', '.join(names) or 'none yet'}) "
         "or a file://, https:// or ssh:// URL"
     )
+
+
+def remote_runs(repo: Repo, remote: str) -> dict[str, str]:
+    """name -> commit of the runs a remote has (one ls-remote)."""
+    try:
+        out = repo.text([*SAFE_GIT, "ls-remote", "--refs", "--", remote, f"{RUNS_PREFIX}*"])
+    except GitCommandError as exc:
+        detail = " ".join(exc.stderr.split())[:300]
+        raise RemoteError(f"could not reach {remote}: {detail}") from None
+    found = {}
+    for line in out.splitlines():
+        oid, _, ref = line.partition("\t")
+        found[ref[len(RUNS_PREFIX) :]] = oid
+    return found
 
 
 def _selected(repo: Repo, names: Sequence[str]) -> dict[str, str]:
@@ -87,33 +106,84 @@ def _data_of(repo: Repo, runs: dict[str, str]) -> dict[str, dict[str, DataEntry]
 
 
 def push(
-    repo: Repo, remote: str, names: Sequence[str], with_data: bool, progress: Warn
+    repo: Repo,
+    remote: str,
+    names: Sequence[str],
+    with_data: bool,
+    progress: Warn,
+    skip_existing: bool = False,
 ) -> PushResult:
     remote = check_remote(repo, remote)
-    runs = _selected(repo, names)
-    if not runs:
-        return PushResult([], 0)
+    selected = _selected(repo, names)
+    there = remote_runs(repo, remote)
+    already = sorted(n for n, c in selected.items() if there.get(n) == c)
+    clashes = sorted(n for n, c in selected.items() if n in there and there[n] != c)
+    if clashes and not skip_existing:
+        raise RemoteError(
+            f"{remote} has other runs named {', '.join(clashes)}: nothing was pushed (rename "
+            "yours with 'gitexp rename', or push the others with --skip-existing)"
+        )
+    runs = {n: c for n, c in selected.items() if n not in there}
+    notes = _sync_notes(repo, remote, progress)
     objects = 0
-    if with_data:
-        data = _data_of(repo, runs)
+    if with_data:  # runs already there too: their data may have been pushed with --no-data
+        data = _data_of(repo, {**runs, **{n: selected[n] for n in already}})
         wanted = {e.obj for paths in data.values() for e in paths.values()}
         if wanted:
             lost = unavailable(repo.root, wanted)
             if lost:
                 raise RemoteError(_lost_message(repo, data, lost))
-            progress(f"pushing data of {len(runs)} run(s) to the DVC remote")
+            progress(f"pushing data of {len(data)} run(s) to the DVC remote")
             try:
                 objects = transfer_objects(repo.root, wanted, push=True)
             except RemoteError as exc:
                 raise RemoteError(f"{exc}; no run was pushed (or push with --no-data)") from None
     refspecs = [f"{RUNS_PREFIX}{n}:{RUNS_PREFIX}{n}" for n in sorted(runs)]
-    progress(f"pushing {len(runs)} run(s) to {remote}")
+    if notes:  # tags and notes travel with the runs, in the same atomic push
+        refspecs.append(f"{NOTES_REF}:{NOTES_REF}")
+    if runs:
+        progress(f"pushing {len(runs)} run(s) to {remote}")
+    if refspecs:
+        _push_refs(repo, remote, refspecs)
+    return PushResult(sorted(runs), objects, already, clashes)
+
+
+def _push_refs(repo: Repo, remote: str, refspecs: list[str]) -> None:
+    """One atomic push, never forced: all the refs land or none."""
     try:
-        repo.git([*_SAFE, "push", "--atomic", "--quiet", "--", remote, *refspecs], write=True)
+        repo.git([*SAFE_GIT, "push", "--atomic", "--quiet", "--", remote, *refspecs], write=True)
     except GitCommandError as exc:
         detail = " ".join(exc.stderr.split())[:300]
         raise RemoteError(f"{remote} refused the push: {detail}") from None
-    return PushResult(sorted(runs), objects)
+
+
+def _is_ancestor(repo: Repo, older: str, newer: str) -> bool:
+    proc = repo.git(["merge-base", "--is-ancestor", older, newer], check=False)
+    return proc.returncode == 0
+
+
+def _sync_notes(repo: Repo, remote: str, progress: Warn) -> bool:
+    """Merges the remote's tags and notes into ours (what is here wins), so ours can then be
+    pushed as a fast-forward. Returns whether there are notes to push."""
+    scratch = f"{FETCH_PREFIX}notes-{hashlib.sha1(remote.encode()).hexdigest()[:12]}"
+    proc = repo.git([*SAFE_GIT, "fetch", "--quiet", "--no-tags", "--", remote,
+                     f"+{NOTES_REF}:{scratch}"], write=True, check=False)  # fmt: skip
+    theirs = repo.resolve_commit(scratch) if proc.returncode == 0 else None
+    try:
+        ours = repo.resolve_commit(NOTES_REF)
+        behind = ours is None or not _is_ancestor(repo, theirs, ours) if theirs else False
+        if theirs is not None and behind:
+            with repo.batch_reader() as reader:
+                remote_meta = read_meta(repo, reader, notes_tree(repo, scratch), scratch)
+                mine = read_meta(repo, reader, remote_meta)
+            changes = {c: merged(mine.get(c), m) for c, m in remote_meta.items()}
+            changes = {c: m for c, m in changes.items() if m != mine.get(c)}
+            write_meta(repo, changes, f"gitexp: notes from {remote}", also_parent=theirs)
+            progress(f"merged tags and notes of {len(changes)} run(s) from {remote}")
+    finally:
+        if theirs is not None:
+            repo.delete_refs({scratch: theirs})
+    return repo.resolve_commit(NOTES_REF) is not None
 
 
 def _lost_message(repo: Repo, data: dict[str, dict[str, DataEntry]], lost: set[Obj]) -> str:
@@ -146,22 +216,33 @@ def pull(
     refspecs = [f"+{ref}:{scratch}{ref[len(RUNS_PREFIX) :]}" for ref in wanted]
     progress(f"fetching runs from {remote}")
     try:
-        repo.git([*_SAFE, "fetch", "--quiet", "--no-tags", "--", remote, *refspecs], write=True)
+        repo.git([*SAFE_GIT, "fetch", "--quiet", "--no-tags", "--", remote, *refspecs], write=True)
     except GitCommandError as exc:
         detail = " ".join(exc.stderr.split())[:300]
         raise RemoteError(f"could not fetch runs from {remote}: {detail}") from None
     fetched = _fetched(repo, scratch)
+    gone = removed_runs(repo)
+    removed_here = []
+    if not names:  # a run removed here stays removed; naming it brings it back
+        for ref, (oid, _) in list(fetched.items()):
+            if oid in gone:
+                removed_here.append(ref[len(scratch) :])
+                fetched.pop(ref)
     try:
         taken, unchanged, conflicts, skipped = _sort_fetched(repo, scratch, fetched)
         refs = {RUNS_PREFIX + n: oid for n, oid in taken.items()}
         repo.create_refs(refs, f"gitexp pull {remote}")
+        forget_removed(repo, list(taken.values()))
     finally:
-        repo.delete_refs({ref: oid for ref, (oid, _) in fetched.items()}, "gitexp pull")
+        scratch_refs = dict(repo.list_refs(scratch))
+        repo.delete_refs(scratch_refs, "gitexp pull")
+    _sync_notes(repo, remote, progress)
     objects, without_data = 0, {}
     if with_data:  # new runs, and named runs already here whose data may be missing
         wanted_data = {**(_selected(repo, names) if names else {}), **taken}
         objects, without_data = _pull_data(repo, wanted_data, progress)
-    return PullResult(sorted(taken), unchanged, conflicts, objects, skipped, without_data)
+    return PullResult(sorted(taken), unchanged, conflicts, objects, skipped, without_data,
+                      sorted(removed_here))  # fmt: skip
 
 
 def _fetched(repo: Repo, scratch: str) -> dict[str, tuple[str, str]]:

@@ -517,10 +517,16 @@ def _pipeline_files(repo: Repo) -> list[str]:
 
 
 def _digests(repo: Repo, paths: Sequence[str]) -> dict[str, str | None]:
+    """What tells whether a file was written: its bytes and its modification time (a run
+    that writes the same values again still wrote them)."""
     found = {}
     for path in paths:
         data = read_workspace_file(repo, path)
-        found[path] = None if data is None else hashlib.sha256(data).hexdigest()
+        if data is None:
+            found[path] = None
+            continue
+        stamp = os.stat(repo.root / path).st_mtime_ns
+        found[path] = f"{hashlib.sha256(data).hexdigest()}:{stamp}"
     return found
 
 
