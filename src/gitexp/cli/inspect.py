@@ -36,9 +36,15 @@ def show(
 ) -> None:
     """List runs (or the given runs and revisions) with their params and metrics."""
     from gitexp.cli.views import show_output
-    from gitexp.store.listing import show_entries
+    from gitexp.store.listing import all_json, show_entries
 
-    entries, errors = show_entries(open_repo(), revs)
+    kinds = _kinds(params_only, metrics_only)
+    plain = not (revs or filter_expr or sort_by or only_changed or keep or drop)
+    if fmt == "json" and plain:  # the index's text as it is: 100,000 runs in seconds
+        click.echo(all_json(open_repo(), limit))
+        return
+    newest = limit if not (filter_expr or sort_by) else None  # the index reads just those
+    entries, errors = show_entries(open_repo(), revs, newest)
     for error in errors:
         warn(error)
     click.echo(
@@ -53,7 +59,7 @@ def show(
             only_changed=only_changed,
             keep=keep,
             drop=drop,
-            kinds=_kinds(params_only, metrics_only),
+            kinds=kinds,
         )
     )
 

@@ -21,8 +21,8 @@ from gitexp.core.render import Carried, format_value, render_rows, to_json
 from gitexp.dvc.data import DataChange, data_json
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo
-from gitexp.store.listing import diff_structure, run_entries
-from gitexp.store.records import read_run_log
+from gitexp.store.listing import diff_structure, entry_json, run_entries
+from gitexp.store.records import read_environment, read_run_log
 from gitexp.store.snapshot import resolve_target
 
 
@@ -34,30 +34,6 @@ def _short_time(iso: str | None) -> str | None:
         return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         return iso
-
-
-def _entry_json(entry: Entry) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": entry.name,
-        "rev": entry.rev,
-        "base": entry.base,
-        "status": entry.status,
-        "created": entry.created,
-        "duration": entry.duration,
-        "params": entry.params,
-        "metrics": entry.metrics,
-        "tags": entry.tags,
-    }
-    for optional in ("note", "message"):
-        if getattr(entry, optional):
-            data[optional] = getattr(entry, optional)
-    if entry.carried:
-        data["carried"] = entry.carried
-    if entry.dvc_experiment:
-        data["dvc_experiment"] = True
-    if entry.errors:
-        data["errors"] = entry.errors
-    return data
 
 
 def _cell(entry: Entry, column: Column) -> Any:
@@ -85,7 +61,7 @@ def show_output(
         entries, filter_expr=filter_expr, sort_by=sort_by, descending=descending, limit=limit
     )
     if fmt == "json":
-        return to_json([_entry_json(e) for e in chosen])
+        return to_json([entry_json(e) for e in chosen])
     if not chosen and fmt == "table":
         return "no runs" + (
             " match the filter" if filter_expr else ": record one with 'gitexp run'"
@@ -287,7 +263,7 @@ def env_diff_output(repo: Repo, a: str, b: str, fmt: str, precision: int) -> str
             record, _ = read_run_log(repo, target.rev or "", reader)
             if target.rev is None or record is None:
                 raise UsageError(f"'{spec}' is not a run: --env compares two runs")
-            records.append(record)
+            records.append(read_environment(reader, target.rev, record))
     rows = [[what, old, new] for what, old, new in differences(records[0], records[1])]
     if fmt == "json":
         return to_json({what: {"old": old, "new": new} for what, old, new in rows})

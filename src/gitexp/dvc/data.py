@@ -42,7 +42,26 @@ class DataEntry:
         data: dict[str, Any] = {"hash": self.hash, "size": self.size}
         if self.nfiles is not None:
             data["nfiles"] = self.nfiles
+        if self.legacy:
+            data["legacy"] = True
         return data
+
+    @classmethod
+    def from_json(cls, path: str, data: Any) -> DataEntry | None:
+        """An entry of a run record's `data` section (None when it is not one)."""
+        if not isinstance(data, dict) or not isinstance(data.get("hash"), str):
+            return None
+        if not _SAFE_HASH.match(data["hash"]):
+            return None
+        size, nfiles = data.get("size"), data.get("nfiles")
+        return cls(
+            path,
+            data["hash"],
+            size if isinstance(size, int) else None,
+            nfiles if isinstance(nfiles, int) else None,
+            "",
+            data.get("legacy") is True,
+        )
 
     @property
     def obj(self) -> Obj:

@@ -7,6 +7,7 @@ Variables are recorded only when listed, and never when their name looks secret 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import platform
 import sys
@@ -73,6 +74,19 @@ def capture(env_names: Iterable[str] = ()) -> dict[str, Any]:
         "packages": installed_packages(),
         "env": variables,
     }
+
+
+# What stays in the run record; the rest (packages, hardware) repeats across runs and is kept
+# once, as `.gitexp/environment.json` in the run's tree (identical environments share it).
+IN_RECORD = ("python", "platform", "env")
+
+
+def split(captured: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """(the record's part, the shared part as canonical JSON bytes)."""
+    shared = {k: v for k, v in captured.items() if k != "env"}
+    return {k: captured[k] for k in IN_RECORD if k in captured}, json.dumps(
+        shared, sort_keys=True, indent=1
+    ).encode()
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:

@@ -8,11 +8,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gitexp.core.compare import Entry, diff_sections
+from gitexp.core.render import to_json
 from gitexp.core.secrets import masked
 from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing
 from gitexp.errors import UsageError
 from gitexp.store.dvcexps import list_experiments
 from gitexp.store.git import BatchReader, Repo
+from gitexp.store.index import run_rows, summary_entry
 from gitexp.store.notes import Meta, read_meta
 from gitexp.store.records import list_runs
 from gitexp.store.snapshot import (
@@ -56,12 +58,84 @@ def entry_from_record(
     )
 
 
-def run_entries(repo: Repo, reader: BatchReader) -> list[Entry]:
+def run_entries(repo: Repo, reader: BatchReader, limit: int | None = None) -> list[Entry]:
     """Every run as a row, newest first, with the tags and notes added since: the one way
-    show, report, the Python API and the UI list runs."""
-    runs = list_runs(repo, reader)
-    metas = read_meta(repo, reader, [r.rev for r in runs])
-    return [entry_from_record(r.name, r.rev, r.record, r.problem, metas.get(r.rev)) for r in runs]
+    show, report, the Python API and the UI list runs (through the run index)."""
+    rows, metas = _rows(repo, reader, limit)
+    entries = [s if isinstance(s, Entry) else summary_entry(s) for _, s, _ in rows]
+    return [with_meta(e, metas[e.rev]) if e.rev in metas else e for e in entries]
+
+
+def run_json(repo: Repo, reader: BatchReader, limit: int | None = None) -> list[str]:
+    """The `show --json` text of every run, newest first, as the index keeps it (a run with
+    tags or notes added since is rendered again)."""
+    rows, metas = _rows(repo, reader, limit)
+    texts = []
+    for rev, summary, text in rows:
+        if rev in metas:
+            found = summary if isinstance(summary, Entry) else summary_entry(summary)
+            text = json_text(with_meta(found, metas[rev]))
+        texts.append(text)
+    return texts
+
+
+def _rows(
+    repo: Repo, reader: BatchReader, limit: int | None
+) -> tuple[list[tuple[str, Any, str]], dict[str, Meta]]:
+    """(commit, summary or entry, JSON text) rows and the notes of their commits."""
+    rows: list[tuple[str, Any, str]] | None = run_rows(repo, reader, json_text, limit)  # type: ignore[assignment]
+    if rows is None:  # no usable index: read the records
+        runs = list_runs(repo, reader)[:limit]
+        listed = [entry_from_record(r.name, r.rev, r.record, r.problem) for r in runs]
+        rows = [(e.rev, e, json_text(e)) for e in listed]
+    return rows, read_meta(repo, reader, [rev for rev, _, _ in rows])
+
+
+def all_json(repo: Repo, limit: int | None = None) -> str:
+    """`show --json` of every run and DVC experiment, from the index's text without parsing
+    the runs again (the listing of 100,000 runs stays within seconds)."""
+    with repo.batch_reader() as reader:
+        texts = run_json(repo, reader, limit)
+        if limit is None or len(texts) < limit:
+            imported = set()  # experiments imported as runs are listed once, as runs
+            if list_experiments(repo):
+                imported = {e.message for e in run_entries(repo, reader)}
+            experiments = dvc_experiment_entries(repo, reader, imported)
+            texts += [json_text(e) for e in experiments][: None if limit is None else
+                                                         limit - len(texts)]  # fmt: skip
+    return "[\n" + ",\n".join(texts) + "\n]" if texts else "[]"
+
+
+def with_meta(entry: Entry, meta: Meta) -> Entry:
+    return dataclasses.replace(entry, tags=meta.apply_to(entry.tags), note=meta.note)
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """A row as `show --json` prints it."""
+    data: dict[str, Any] = {
+        "name": entry.name,
+        "rev": entry.rev,
+        "base": entry.base,
+        "status": entry.status,
+        "created": entry.created,
+        "duration": entry.duration,
+        "params": entry.params,
+        "metrics": entry.metrics,
+        "tags": entry.tags,
+    }
+    for optional in ("note", "message", "carried"):
+        if getattr(entry, optional):
+            data[optional] = getattr(entry, optional)
+    if entry.dvc_experiment:
+        data["dvc_experiment"] = True
+    if entry.errors:
+        data["errors"] = entry.errors
+    return data
+
+
+def json_text(item: Entry) -> str:
+    """An entry's JSON, indented as an item of `show --json`'s list."""
+    return "  " + to_json(entry_json(item)).replace("\n", "\n  ")
 
 
 def _masked(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -85,11 +159,14 @@ def entry_from_state(state: State) -> Entry:
     )
 
 
-def show_entries(repo: Repo, revs: Sequence[str]) -> tuple[list[Entry], list[str]]:
-    """The entries to list, and the read errors to warn about (the listing goes on)."""
+def show_entries(
+    repo: Repo, revs: Sequence[str], newest: int | None = None
+) -> tuple[list[Entry], list[str]]:
+    """The entries to list (only the `newest` runs when given), and the read errors to warn
+    about (the listing goes on)."""
     with repo.batch_reader() as reader:
         if not revs:
-            entries = run_entries(repo, reader)
+            entries = run_entries(repo, reader, newest)
             imported = {e.message for e in entries}
             entries += dvc_experiment_entries(repo, reader, imported)
         else:

@@ -4,18 +4,21 @@ their logs, and removing them. Reading only, except `remove_runs`."""
 from __future__ import annotations
 
 import json
+import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from gitexp.core import yamlio
 from gitexp.core.names import RUNS_PREFIX
 from gitexp.errors import UsageError
 from gitexp.store.git import BatchReader, Repo
 from gitexp.store.journal import temp_path, write_atomic
 from gitexp.store.schema import load_record
-from gitexp.store.snapshot import LOG_PATH, RECORD_PATH, parse_record
+from gitexp.store.snapshot import ENVIRONMENT_PATH, LOG_PATH, RECORD_PATH, parse_record
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,37 @@ def remove_runs(repo: Repo, names: Sequence[str]) -> list[str]:
 def read_run_log(repo: Repo, rev: str, reader: BatchReader) -> tuple[dict[str, Any] | None, bytes]:
     record, log = reader.read_many([f"{rev}:{RECORD_PATH}", f"{rev}:{LOG_PATH}"])
     return (parse_record(record) if record else None), (log or b"")
+
+
+def read_environment(reader: BatchReader, rev: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Where a run ran: the shared `.gitexp/environment.json` of its tree, with the record's
+    own fields (older records kept everything in the record)."""
+    data = reader.read(f"{rev}:{ENVIRONMENT_PATH}")
+    shared: dict[str, Any] = {}
+    if data is not None:
+        try:
+            loaded = yamlio.load_json(data, ENVIRONMENT_PATH)
+            shared = loaded if isinstance(loaded, dict) else {}
+        except UsageError:
+            shared = {}
+    return {**shared, **{k: v for k, v in record.items() if v is not None}}
+
+
+LOOSE_REFS_LIMIT = 1000
+
+
+def keep_refs_packed(repo: Repo, created: int) -> None:
+    """After `created` new run refs: packs the refs once there are many loose ones. Counting
+    them is a directory walk, so it is done after big batches always and after single runs
+    now and then (one run in a hundred)."""
+    if created < 100 and random.random() > created / 100:
+        return
+    loose = 0
+    for _dir, _dirs, files in os.walk(repo.common_dir / "refs" / "runs"):
+        loose += len(files)
+        if loose > LOOSE_REFS_LIMIT:
+            repo.pack_refs()
+            return
 
 
 def _tombstones(repo: Repo) -> Path:

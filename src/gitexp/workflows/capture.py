@@ -28,7 +28,7 @@ from gitexp.dvc.data import (
 )
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo, TempIndex
-from gitexp.store.snapshot import LOG_PATH, RECORD_PATH
+from gitexp.store.snapshot import ENVIRONMENT_PATH, LOG_PATH, RECORD_PATH
 from gitexp.workflows.execute import LogCapture
 
 Phase = Callable[[str], None]
@@ -112,6 +112,9 @@ def snapshot_inputs(repo: Repo, max_bytes: int) -> str:
 
 
 BIG_ARTIFACT_BYTES = 1_000_000
+# The record's key for the environment it shares with other runs, until build_tree moves it
+# to its own file (`.gitexp/environment.json`).
+SHARED_ENVIRONMENT = "_environment"
 # Folders DVC generates for viewing (`dvc plots show`): never part of a run.
 GENERATED_DIRS = ("dvc_plots",)
 
@@ -258,6 +261,9 @@ def build_tree(
         files, tracked = data_blobs(repo, index, outs, phase)
         data = {path: entry.as_json() for path, entry in sorted(tracked.items())}
         record["data"] = data
+        environment = record.pop(SHARED_ENVIRONMENT, None)
+        if environment is not None:  # what repeats across runs: one blob they all share
+            files[ENVIRONMENT_PATH] = environment
         files[RECORD_PATH] = (json.dumps(record, indent=2) + "\n").encode()
         files[LOG_PATH] = log.getvalue()
         blobs = repo.write_blob_data(files)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from gitexp.core.names import RUNS_PREFIX, check_free, validate_name
+from gitexp.core.names import RUNS_PREFIX, NameIndex, validate_name
 from gitexp.dvc.data import (
     DataEntry,
     Obj,
@@ -27,7 +27,7 @@ from gitexp.dvc.data import (
 from gitexp.errors import GitexpError, RemoteError, UsageError
 from gitexp.store.git import GitCommandError, Repo
 from gitexp.store.notes import NOTES_REF, merged, notes_tree, read_meta, write_meta
-from gitexp.store.records import forget_removed, removed_runs
+from gitexp.store.records import forget_removed, keep_refs_packed, removed_runs
 from gitexp.store.schema import load_record
 from gitexp.store.snapshot import RECORD_PATH, Target
 from gitexp.workflows.workspace import pointer_paths
@@ -98,11 +98,20 @@ def _selected(repo: Repo, names: Sequence[str]) -> dict[str, str]:
 
 
 def _data_of(repo: Repo, runs: dict[str, str]) -> dict[str, dict[str, DataEntry]]:
-    """name -> {tracked path: entry} for each run."""
-    return {
-        name: pointer_paths(repo, Target(label=name, rev=oid, run=name))
-        for name, oid in runs.items()
-    }
+    """name -> {tracked path: entry} for each run, from the records' data sections (one
+    batched read for all runs); runs recorded before version 2 have their pointer files read
+    (older records listed a pipeline's code deps as data too)."""
+    with repo.batch_reader() as reader:
+        blobs = reader.read_many([f"{oid}:{RECORD_PATH}" for oid in runs.values()])
+    found = {}
+    for (name, oid), blob in zip(runs.items(), blobs, strict=True):
+        record = load_record(blob)[0] if blob is not None else None
+        if record and record.get("version", 1) >= 2 and isinstance(record.get("data"), dict):
+            entries = (DataEntry.from_json(p, d) for p, d in record["data"].items())
+            found[name] = {e.path: e for e in entries if e is not None}
+        else:
+            found[name] = pointer_paths(repo, Target(label=name, rev=oid, run=name))
+    return found
 
 
 def push(
@@ -233,6 +242,7 @@ def pull(
         refs = {RUNS_PREFIX + n: oid for n, oid in taken.items()}
         repo.create_refs(refs, f"gitexp pull {remote}")
         forget_removed(repo, list(taken.values()))
+        keep_refs_packed(repo, len(refs))
     finally:
         scratch_refs = dict(repo.list_refs(scratch))
         repo.delete_refs(scratch_refs, "gitexp pull")
@@ -263,7 +273,7 @@ def _sort_fetched(
 ) -> tuple[dict[str, str], list[str], list[str], dict[str, str]]:
     """(runs to create, unchanged, conflicting, skipped with the reason)."""
     local = dict(repo.list_refs(RUNS_PREFIX))
-    existing = [ref[len(RUNS_PREFIX) :] for ref in local]
+    names_taken = NameIndex(ref[len(RUNS_PREFIX) :] for ref in local)
     candidates: dict[str, str] = {}
     unchanged, conflicts, skipped = [], [], {}
     for ref, (oid, kind) in sorted(fetched.items()):
@@ -279,10 +289,11 @@ def _sort_fetched(
             skipped[name] = f"it points at a {kind}, not a commit"
             continue
         try:
-            check_free(validate_name(name), [*existing, *candidates])
+            names_taken.check(validate_name(name))
         except UsageError as exc:
             skipped[name] = str(exc)
             continue
+        names_taken.add(name)
         candidates[name] = oid
     with repo.batch_reader() as reader:
         records = reader.read_many([f"{oid}:{RECORD_PATH}" for oid in candidates.values()])

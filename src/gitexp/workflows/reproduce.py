@@ -24,7 +24,7 @@ from gitexp.dvc.data import cache_dir, checkout_data, ensure_in_cache
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo
 from gitexp.store.journal import register_worktree
-from gitexp.store.records import read_run_log
+from gitexp.store.records import read_environment, read_run_log
 from gitexp.store.snapshot import Target, read_states, resolve_target
 from gitexp.workflows.containment import check_run_tree
 from gitexp.workflows.run import RunOutcome, RunRequest, run_experiment
@@ -199,6 +199,11 @@ def reproduce(
     with repo.batch_reader() as reader:
         new_target = resolve_target(repo, outcome.name)
         new_record = read_states(repo, [new_target], reader)[0].record or {}
+        environments = [
+            read_environment(reader, rev, rec)
+            for rev, rec in ((target.rev, record), (new_target.rev, new_record))
+            if rev
+        ]
         log = read_run_log(repo, new_target.rev or "", reader)[1] if outcome.commit else b""
     failed = outcome.status != "success"
     return Reproduction(
@@ -210,7 +215,7 @@ def reproduce(
         else compare_metrics(
             record.get("metrics") or {}, new_record.get("metrics") or {}, tolerance
         ),
-        environment=environment_changes(record, new_record),
+        environment=environment_changes(*environments) if len(environments) == 2 else [],
         worktree=tree if keep else None,
         log_tail=_tail(log) if failed else "",
     )

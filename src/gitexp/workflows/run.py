@@ -32,14 +32,20 @@ from gitexp.store import environment
 from gitexp.store.faults import fault_point
 from gitexp.store.git import RefExistsError, Repo
 from gitexp.store.journal import Journal, RunLock, recover, write_workspace_file
-from gitexp.store.records import iso_time, run_names
+from gitexp.store.records import iso_time, keep_refs_packed, run_names
 from gitexp.store.snapshot import (
     State,
     Target,
     parse_files,
     read_workspace_file,
 )
-from gitexp.workflows.capture import artifact_outs, build_tree, normalise_out, snapshot_inputs
+from gitexp.workflows.capture import (
+    SHARED_ENVIRONMENT,
+    artifact_outs,
+    build_tree,
+    normalise_out,
+    snapshot_inputs,
+)
 from gitexp.workflows.execute import (
     LogCapture,
     SignalGuard,
@@ -48,7 +54,7 @@ from gitexp.workflows.execute import (
     run_command,
 )
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: environment.json, inputs, carried metrics
 FALLBACK_IDENTITY = ("gitexp", "gitexp@localhost")
 
 Warn = Callable[[str], None]
@@ -203,8 +209,8 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
         lock.acquire(name, lambda: guard.received is not None)
         try:
             fault_point("lock-acquired")
-            existing, other_refs = run_names(repo)  # another run may have taken it meanwhile
-            check_free(name, existing, other_refs)
+            if repo.ref_exists(RUNS_PREFIX + name):  # another run took it meanwhile
+                raise UsageError(f"run '{name}' already exists: choose another name with -n")
             plan = _override_plan(repo, request.overrides)
             if plan:
                 journal.save(plan, _pipeline_files(repo))
@@ -386,6 +392,8 @@ def _new_record(
     request: RunRequest,
     results: dict[str, Any],
 ) -> dict[str, Any]:
+    captured = environment.capture(load_config(lambda p: read_workspace_file(repo, p)).env)
+    in_record, shared = environment.split(captured)
     return {
         "version": RECORD_VERSION,
         "name": name,
@@ -399,7 +407,7 @@ def _new_record(
         "branch": branch,
         "author": author or "{} <{}>".format(*FALLBACK_IDENTITY),
         "host": socket.gethostname(),
-        **environment.capture(load_config(lambda p: read_workspace_file(repo, p)).env),
+        **in_record,
         "gitexp": __version__,
         "overrides": list(request.overrides),
         "outs": list(request.outs),
@@ -407,6 +415,7 @@ def _new_record(
         "message": request.message,
         "reproduces": request.reproduces,
         **results,
+        SHARED_ENVIRONMENT: shared,  # moved into the run's tree by build_tree
     }
 
 
@@ -478,6 +487,7 @@ def _write_run_commit(
     except RefExistsError:
         raise UsageError(f"run '{name}' already exists: choose another name with -n") from None
     fault_point("ref-committed")
+    keep_refs_packed(repo, 1)
     return commit
 
 
