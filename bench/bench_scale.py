@@ -181,7 +181,7 @@ def transfer(root: Path, count: int) -> None:
     """push and pull of `count` runs with a data object each, local remotes."""
     repo = make_repo(root / "transfer")
     origin = root / "transfer-origin.git"
-    sh(["git", "init", "-q", "--bare", str(origin)], root)
+    sh(["git", "init", "-q", "--bare", "-b", "main", str(origin)], root)
     sh([str(BIN / "dvc"), "remote", "add", "-d", "store", str(root / "transfer-store")], repo)
     sh(["git", "commit", "-q", "-am", "remote"], repo)
     sh(["git", "remote", "add", "origin", str(origin)], repo)
