@@ -282,3 +282,84 @@ def test_filter_keys_and_arithmetic_edges() -> None:
     assert evaluate(parse_filter("a / 0 != 1"), values.get) is False  # nan never compares
     assert evaluate(parse_filter("1e-3 < a and .5 < a and 2E2 > a"), values.get)
     assert evaluate(parse_filter("a == true or null == a"), {"a": True}.get) is True
+
+
+# --- overrides: the text editor, table-driven ----------------------------------------------
+
+from gitexp.core.params import apply_overrides, parse_override  # noqa: E402
+
+EDITS = [
+    # (file text, overrides, expected text)
+    ("a: 1\n", ["a=2"], "a: 2\n"),
+    ("a: 1  # keep\nb: 2\n", ["a=3"], "a: 3  # keep\nb: 2\n"),
+    ("t:\n  lr: 0.1\n  ep: 3\n", ["t.ep=4"], "t:\n  lr: 0.1\n  ep: 4\n"),
+    ("t:\n  lr: 0.1\n", ["+t.new=x"], "t:\n  lr: 0.1\n  new: x\n"),
+    ("t:\n  lr: 0.1\n", ["+u.v.w=1"], "t:\n  lr: 0.1\nu:\n  v:\n    w: 1\n"),
+    ("t: {lr: 0.1}\n", ["t.lr=0.2"], "t: {lr: 0.2}\n"),
+    ("t: {lr: 0.1}\n", ["+t.b=2"], "t: {lr: 0.1, b: 2}\n"),
+    ("t: {}\n", ["+t.b=2"], "t: {b: 2}\n"),
+    ("", ["+a.b=1"], "a:\n  b: 1\n"),
+    ("a:\n", ["a=5"], "a: 5\n"),
+    ("m:\n- x\n- y\nz: 1\n", ["m=[q]"], "m: [q]\nz: 1\n"),
+    ("m:\n  - x\nz: 1\n", ["m=[q]"], "m:\n  [q]\nz: 1\n"),
+    ('s: "695e0514"\n', ["s='abc'"], "s: 'abc'\n"),
+    ("lr: 0.1\n", ["lr=1e-3"], "lr: 0.001\n"),
+    ("flag: true\n", ["flag=no"], "flag: 'no'\n"),
+    ("n: 1\n", ["n=null"], "n: null\n"),
+    ("a: 1\nb: 2\n", ["a=10", "b=20"], "a: 10\nb: 20\n"),
+    ("t:\n  lr: 0.1\n", ["t={lr: 0.5, d: 2}"], "t:\n  {lr: 0.5, d: 2}\n"),
+]
+
+
+@pytest.mark.parametrize(("text", "specs", "expected"), EDITS)
+def test_override_edits_only_the_value(text: str, specs: list[str], expected: str) -> None:
+    out = apply_overrides(text.encode(), "p.yaml", [parse_override(s, "p.yaml") for s in specs])
+    assert out.decode() == expected
+
+
+def test_json_overrides_and_targets() -> None:
+    specs = [parse_override("a.b=2", "p.json"), parse_override("+a.c=[1]", "p.json")]
+    out = apply_overrides(b'{"a": {"b": 1}}', "p.json", specs)
+    assert json.loads(out) == {"a": {"b": 2, "c": [1]}}
+    assert parse_override("cfg/x.yaml:a.b=1").file == "cfg/x.yaml"
+    assert parse_override("+cfg/x.yaml:a=1").add and parse_override("cfg/x.yaml:+a=1").add
+    assert parse_override("a=").value == ""
+    assert parse_override("a= [1, 2]").value == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "spec", "message"),
+    [
+        ("a: 1\n", "b=1", "key 'b' does not exist in p.yaml; to add it, write -S +b=1"),
+        ("a: 1\n", "a.b=1", "cannot set 'a.b' in p.yaml: 'a' is a value, not a mapping"),
+        ("- 1\n", "+a=1", "p.yaml:1:1: params must be a mapping"),
+        ('{"a": 1}', "a.b=1", "cannot set 'a.b' in p.json"),
+    ],
+)
+def test_override_errors(text: str, spec: str, message: str) -> None:
+    path = "p.json" if text.startswith("{") else "p.yaml"
+    with pytest.raises(UsageError, match=re.escape(message)):
+        apply_overrides(text.encode(), path, [parse_override(spec, path)])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("novalue", "write KEY=VALUE"),
+        ("a..b=1", "the key is empty or has an empty part"),
+        ("=1", "the key is empty"),
+        ("/etc/p.yaml:a=1", "is not a params file in the repo"),
+        ("-x.yaml:a=1", "is not a params file in the repo"),
+        ("../p.yaml:a=1", "is not a params file in the repo"),
+        (".GIT/config:a=1", "belongs to git, DVC or gitexp"),
+        (".dvc/config:a=1", "belongs to git, DVC or gitexp"),
+        ("p.toml:a=1", None),
+    ],
+)
+def test_override_specs(spec: str, message: str | None) -> None:
+    if message is None:
+        with pytest.raises(UsageError, match="overriding TOML params is not supported"):
+            apply_overrides(b"a = 1\n", "p.toml", [parse_override(spec)])
+        return
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_override(spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -45,6 +45,17 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Significant digits of numbers in tables.",
     )(func)
     return func
+
+
+def parse_tags(pairs: Sequence[str]) -> dict[str, str]:
+    """KEY=VALUE arguments as a mapping; anything else is a usage error."""
+    tags = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq:
+            raise UsageError(f"invalid tag '{pair}': write KEY=VALUE")
+        tags[key] = value
+    return tags
 
 
 def complete_runs(

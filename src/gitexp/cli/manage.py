@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitexp.cli.app import cli, complete_runs, open_repo
+from gitexp.cli.app import cli, complete_runs, open_repo, parse_tags
 from gitexp.errors import UsageError
 
 
@@ -28,12 +28,7 @@ def tag(run_name: str, pairs: tuple[str, ...], deleted: tuple[str, ...]) -> None
     them)."""
     from gitexp.workflows.manage import tag as tag_run
 
-    tags = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq:
-            raise UsageError(f"invalid tag '{pair}': write KEY=VALUE")
-        tags[key] = value
+    tags = parse_tags(pairs)
     if not tags and not deleted:
         raise UsageError("give tags to set (KEY=VALUE) or --delete KEY")
     now = tag_run(open_repo(), run_name, tags, deleted)

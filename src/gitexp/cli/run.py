@@ -6,8 +6,7 @@ import signal
 
 import click
 
-from gitexp.cli.app import cli, open_repo, warn
-from gitexp.errors import UsageError
+from gitexp.cli.app import cli, open_repo, parse_tags, warn
 
 
 @cli.command()
@@ -63,12 +62,7 @@ def run(
     """
     from gitexp.workflows.run import RunRequest, run_experiment
 
-    tag_map = {}
-    for tag in tags:
-        key, eq, value = tag.partition("=")
-        if not eq:
-            raise UsageError(f"invalid tag '{tag}': write KEY=VALUE")
-        tag_map[key] = value
+    tag_map = parse_tags(tags)
     request = RunRequest(
         command=command,
         name=name,

@@ -39,12 +39,15 @@ class Pipeline:
     top_plots: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     top_params: list[str] = field(default_factory=list)
 
+    def _base(self, stage: dict[str, Any]) -> str:
+        """Where a stage's paths start: dvc.yaml's folder, then its `wdir`."""
+        wdir = stage.get("wdir")
+        return _join(self.folder, wdir if isinstance(wdir, str) else ".")
+
     def outputs(self) -> list[Output]:
         found: list[Output] = []
         for stage in self.stages.values():
-            wdir = stage.get("wdir")
-            base = posixpath.normpath(posixpath.join(self.folder, wdir if isinstance(wdir, str)
-                                                     else ""))  # fmt: skip
+            base = self._base(stage)
             for kind in ("outs", "metrics", "plots"):
                 for path, options in _entries(stage.get(kind)):
                     cache = options.get("cache", True)  # DVC caches all three by default
@@ -58,12 +61,13 @@ class Pipeline:
     def param_files(self) -> list[str]:
         files: list[str] = [_join(self.folder, p) for p in self.top_params]
         for stage in self.stages.values():
+            base = self._base(stage)
             for entry in stage.get("params") or []:
                 if isinstance(entry, dict):
-                    files += [_join(self.folder, str(name)) for name in entry]
-                elif isinstance(entry, str) and ":" in entry and "." not in entry.split(":")[0]:
-                    files.append(_join(self.folder, entry.split(":")[0]))
-        return list(dict.fromkeys(files))
+                    files += [_join(base, str(name)) for name in entry]
+                elif isinstance(entry, str):  # a key of the default file in the stage's wdir
+                    files.append(_join(base, "params.yaml"))
+        return [f for f in dict.fromkeys(files) if f != "params.yaml"]
 
     def metric_files(self) -> list[str]:
         files = [_join(self.folder, m) for m in self.top_metrics]

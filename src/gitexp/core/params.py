@@ -136,8 +136,9 @@ def apply_overrides(data: bytes, path: str, overrides: list[Override]) -> bytes:
 
 def _set_flat(flat: Flat, override: Override, path: str) -> None:
     prefix = override.key + "."
-    for key in [k for k in flat if k.startswith(prefix) or k == override.key]:
-        del flat[key]
+    parents = {".".join(override.key.split(".")[:i]) for i in range(1, override.key.count(".") + 1)}
+    for key in [k for k in flat if k.startswith(prefix) or k == override.key or k in parents]:
+        del flat[key]  # the key, what was under it, and an empty mapping it now goes into
     if isinstance(override.value, dict):
         for key, value in flatten(override.value, path).items():
             flat[f"{override.key}.{key}" if key else override.key] = value

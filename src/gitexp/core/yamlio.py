@@ -17,10 +17,11 @@ milliseconds instead of filling memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -204,11 +205,20 @@ def load(data: bytes | str, path: str) -> Any:
     text = decode(data, path) if isinstance(data, bytes) else data
     if len(text) > MAX_YAML_BYTES:
         raise UsageError(f"{path}: too large to read ({len(text):,} characters)")
-    loader = None
-    try:
+    with _one_line_errors(path):
         loader = FastLoader(text)
-        loader.source_path = path
-        return loader.get_single_data()
+        try:
+            loader.source_path = path
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+
+
+@contextlib.contextmanager
+def _one_line_errors(path: str) -> Iterator[None]:
+    """PyYAML's errors as one line naming the file, line and column."""
+    try:
+        yield
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = exc.problem or exc.context or "invalid YAML"
@@ -218,9 +228,6 @@ def load(data: bytes | str, path: str) -> Any:
         raise UsageError(f"{path}: {exc}".splitlines()[0]) from None
     except RecursionError:
         raise UsageError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
 
 
 def load_json(
@@ -256,20 +263,11 @@ def check_depth(doc: Any, path: str) -> None:
 
 def compose(text: str, path: str) -> yaml.Node | None:
     """The node tree of a document, with character-indexed marks."""
-    loader = None
-    try:
+    with _one_line_errors(path):
         loader = StrictLoader(text)
-        node = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        raise UsageError(f"{where}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: {exc}".splitlines()[0]) from None
-    except RecursionError:
-        raise UsageError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)") from None
-    finally:
-        if loader is not None:
+        try:
+            node = loader.get_single_node()
+        finally:
             loader.dispose()
     if node is not None:
         check_graph(node, path)

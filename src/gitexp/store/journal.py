@@ -55,26 +55,25 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None, tmp: Path | N
     systems becomes an in-place write (the journal holds the original)."""
     tmp = tmp or path.with_name(f".{path.name}.gitexp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        _write_synced(tmp, data, mode)
         try:
             os.replace(tmp, path)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            with open(path, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if mode is not None:
-                os.chmod(path, mode)
+            _write_synced(path, data, mode)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def _write_synced(path: Path, data: bytes, mode: int | None) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if mode is not None:
+        os.chmod(path, mode)
 
 
 def write_workspace_file(repo: Repo, rel: str, data: bytes, mode: int | None = None) -> None:
