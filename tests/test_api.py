@@ -54,7 +54,9 @@ def test_with_block_commits_a_run_like_gitexp_run(repo: Path) -> None:
     assert json.loads(run_file(repo, "api", "dvclive/artifacts/labels.json")) == {
         "classes": [0, 1]
     }  # fmt: skip
-    assert record["python"] and record["cpu"]["count"] >= 1 and "pyyaml" in record["packages"]
+    environment = json.loads(run_file(repo, "api", ".gitexp/environment.json"))
+    assert record["python"] and environment["cpu"]["count"] >= 1
+    assert "pyyaml" in environment["packages"]
 
 
 def test_reading_runs_back(repo: Path) -> None:

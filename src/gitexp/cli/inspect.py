@@ -41,7 +41,10 @@ def show(
     kinds = _kinds(params_only, metrics_only)
     plain = not (revs or filter_expr or sort_by or only_changed or keep or drop)
     if fmt == "json" and plain:  # the index's text as it is: 100,000 runs in seconds
-        click.echo(all_json(open_repo(), limit))
+        text, errors = all_json(open_repo(), limit)
+        for error in errors:
+            warn(error)
+        click.echo(text)
         return
     newest = limit if not (filter_expr or sort_by) else None  # the index reads just those
     entries, errors = show_entries(open_repo(), revs, newest)

@@ -27,7 +27,7 @@ from gitexp.core.names import RUNS_PREFIX
 from gitexp.store.git import BatchReader, Repo
 from gitexp.store.schema import load_record
 
-SCHEMA = 1
+SCHEMA = 2
 _FIELDS = ("name", "rev", "base", "created", "status", "duration", "params", "metrics", "tags",
            "errors", "carried", "message")  # fmt: skip
 
@@ -79,7 +79,7 @@ def _usable(db: sqlite3.Connection) -> bool:
         db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
         db.execute(
             "CREATE TABLE IF NOT EXISTS runs(name TEXT PRIMARY KEY, rev TEXT NOT NULL, "
-            "created TEXT, summary TEXT NOT NULL, json TEXT NOT NULL)"
+            "created TEXT, summary TEXT NOT NULL, json TEXT NOT NULL, errors TEXT NOT NULL)"
         )
         db.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs(created)")
         found = dict(db.execute("SELECT key, value FROM meta"))
@@ -106,7 +106,7 @@ def _refresh(
         gone = [(n,) for n, rev in known.items() if refs.get(n) != rev]
         db.executemany("DELETE FROM runs WHERE name = ?", gone)
         todo = [(n, rev) for n, rev in refs.items() if known.get(n) != rev]
-        db.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?)", _rows(reader, todo, render))
+        db.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)", _rows(reader, todo, render))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -122,7 +122,8 @@ def _rows(reader: BatchReader, runs: Sequence[tuple[str, str]], render: Any) -> 
     for (name, rev), data in zip(runs, blobs, strict=True):
         record, problem = load_record(data) if data is not None else (None, "it has no record")
         entry = entry_from_record(name, rev, record, problem)
-        rows.append((name, rev, entry.created or "", _summary(entry), render(entry)))
+        errors = "\n".join(f"{name}: {message}" for message in entry.errors.values())
+        rows.append((name, rev, entry.created or "", _summary(entry), render(entry), errors))
     return rows
 
 
@@ -148,10 +149,10 @@ def _refs_signature(repo: Repo) -> str | None:
 
 def run_rows(
     repo: Repo, reader: BatchReader, render: Any, limit: int | None = None
-) -> list[tuple[str, str, str]] | None:
-    """(commit, summary, show --json text) of every run, newest first, through the index;
-    None when the index cannot be used (the caller reads the records itself). Summaries
-    are decoded by `entry` only where needed: 100,000 of them cost seconds."""
+) -> list[tuple[str, str, str, str]] | None:
+    """(commit, summary, show --json text, read errors) of every run, newest first, through
+    the index; None when the index cannot be used (the caller reads the records itself).
+    Summaries are decoded (summary_entry) only where needed: 100,000 cost seconds."""
     if os.environ.get("GITEXP_NO_INDEX"):  # read the records themselves (a check, a debug)
         return None
     with _connect(repo) as db:
@@ -165,7 +166,7 @@ def run_rows(
                 _refresh(repo, db, reader, refs, render)
                 if signature is not None:
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('refs', ?)", (signature,))
-            query = "SELECT rev, summary, json FROM runs ORDER BY created DESC, name"
+            query = "SELECT rev, summary, json, errors FROM runs ORDER BY created DESC, name"
             if limit is not None:
                 query += f" LIMIT {int(limit)}"
             return list(db.execute(query))

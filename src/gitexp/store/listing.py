@@ -62,40 +62,46 @@ def run_entries(repo: Repo, reader: BatchReader, limit: int | None = None) -> li
     """Every run as a row, newest first, with the tags and notes added since: the one way
     show, report, the Python API and the UI list runs (through the run index)."""
     rows, metas = _rows(repo, reader, limit)
-    entries = [s if isinstance(s, Entry) else summary_entry(s) for _, s, _ in rows]
+    entries = [s if isinstance(s, Entry) else summary_entry(s) for _, s, _, _ in rows]
     return [with_meta(e, metas[e.rev]) if e.rev in metas else e for e in entries]
 
 
-def run_json(repo: Repo, reader: BatchReader, limit: int | None = None) -> list[str]:
+def run_json(
+    repo: Repo, reader: BatchReader, limit: int | None = None
+) -> tuple[list[str], list[str]]:
     """The `show --json` text of every run, newest first, as the index keeps it (a run with
-    tags or notes added since is rendered again)."""
+    tags or notes added since is rendered again), and the read errors to warn about."""
     rows, metas = _rows(repo, reader, limit)
-    texts = []
-    for rev, summary, text in rows:
+    texts, errors = [], []
+    for rev, summary, text, problems in rows:
+        if problems:
+            errors += problems.split("\n")
         if rev in metas:
             found = summary if isinstance(summary, Entry) else summary_entry(summary)
             text = json_text(with_meta(found, metas[rev]))
         texts.append(text)
-    return texts
+    return texts, errors
 
 
 def _rows(
     repo: Repo, reader: BatchReader, limit: int | None
-) -> tuple[list[tuple[str, Any, str]], dict[str, Meta]]:
-    """(commit, summary or entry, JSON text) rows and the notes of their commits."""
-    rows: list[tuple[str, Any, str]] | None = run_rows(repo, reader, json_text, limit)  # type: ignore[assignment]
+) -> tuple[list[tuple[str, Any, str, str]], dict[str, Meta]]:
+    """(commit, summary or entry, JSON text, errors) rows and the notes of their commits."""
+    rows: list[tuple[str, Any, str, str]] | None = run_rows(repo, reader, json_text, limit)  # type: ignore[assignment]
     if rows is None:  # no usable index: read the records
         runs = list_runs(repo, reader)[:limit]
         listed = [entry_from_record(r.name, r.rev, r.record, r.problem) for r in runs]
-        rows = [(e.rev, e, json_text(e)) for e in listed]
-    return rows, read_meta(repo, reader, [rev for rev, _, _ in rows])
+        rows = [(e.rev, e, json_text(e), "\n".join(f"{e.name}: {m}" for m in e.errors.values()))
+                for e in listed]  # fmt: skip
+    return rows, read_meta(repo, reader, [rev for rev, _, _, _ in rows])
 
 
-def all_json(repo: Repo, limit: int | None = None) -> str:
+def all_json(repo: Repo, limit: int | None = None) -> tuple[str, list[str]]:
     """`show --json` of every run and DVC experiment, from the index's text without parsing
-    the runs again (the listing of 100,000 runs stays within seconds)."""
+    the runs again (the listing of 100,000 runs stays within seconds), and the read errors
+    to warn about."""
     with repo.batch_reader() as reader:
-        texts = run_json(repo, reader, limit)
+        texts, errors = run_json(repo, reader, limit)
         if limit is None or len(texts) < limit:
             imported = set()  # experiments imported as runs are listed once, as runs
             if list_experiments(repo):
@@ -103,7 +109,7 @@ def all_json(repo: Repo, limit: int | None = None) -> str:
             experiments = dvc_experiment_entries(repo, reader, imported)
             texts += [json_text(e) for e in experiments][: None if limit is None else
                                                          limit - len(texts)]  # fmt: skip
-    return "[\n" + ",\n".join(texts) + "\n]" if texts else "[]"
+    return ("[\n" + ",\n".join(texts) + "\n]" if texts else "[]"), errors
 
 
 def with_meta(entry: Entry, meta: Meta) -> Entry:

@@ -10,7 +10,7 @@ from gitexp.core.compare import Entry, select
 from gitexp.core.render import json_safe
 from gitexp.dvc.data import collect
 from gitexp.store.git import Repo
-from gitexp.store.records import list_runs
+from gitexp.store.records import list_runs, read_environment
 from gitexp.store.snapshot import read_pointer_files, read_states, resolve_target
 
 
@@ -93,7 +93,8 @@ def get_run(name_or_rev: str, path: str = ".") -> dict[str, Any]:
         (state,) = read_states(repo, [target], reader)
         histories = _histories(repo, target, reader)
         data = collect(read_pointer_files(repo, target, reader))
-    record = state.record or {}
+        # where it ran: the environment the run's tree shares with others, in the record
+        record = read_environment(reader, target.rev, state.record) if state.record else {}
     return {
         "name": target.run or target.label,
         "rev": target.rev,
