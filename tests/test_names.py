@@ -141,3 +141,13 @@ def test_hypothesis_style_random_names(repo: Path, gitexp) -> None:
             assert proc.returncode == 0, proc.stderr
             added = oracle.assert_untouched(repo, before)
             assert list(added) == [f"refs/runs/{unicodedata.normalize('NFC', name)}"]
+
+
+def test_N6_N7_case_and_folder_clashes_found_without_listing_every_run(repo: Path, gitexp):
+    assert gitexp("run", "-n", "Grp/x", "--", "true").returncode == 0
+    for name, message in (("grp", "run 'Grp/x' exists; 'grp' would conflict"),
+                          ("GRP/x/y", "run 'Grp/x' exists; 'GRP/x/y' would conflict"),
+                          ("grp/X", "differs only by case from 'Grp/x'")):  # fmt: skip
+        proc = gitexp("run", "-n", name, "--", "true")
+        assert proc.returncode == 2 and message in proc.stderr, (name, proc.stderr)
+    assert gitexp("run", "-n", "grp2/x", "--", "true").returncode == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.core import yamlio
-from gitexp.core.names import RUNS_PREFIX
+from gitexp.core.names import RUNS_PREFIX, check_free, generate_name
 from gitexp.errors import UsageError
 from gitexp.store.git import BatchReader, Repo
 from gitexp.store.journal import temp_path, write_atomic
@@ -45,6 +45,39 @@ def run_names(repo: Repo) -> tuple[list[str], list[str]]:
         else:
             others.append(ref.split("/", 2)[2])
     return runs, others
+
+
+def names_near(repo: Repo, name: str) -> tuple[list[str], list[str]]:
+    """The run names that could clash with `name` (the same name in any case, runs under it
+    as a folder, runs named like one of its folders) and the branches and tags named like
+    it, from one for-each-ref that git answers without listing every run."""
+    parts = name.split("/")
+    folders = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+    # git compares case-insensitively only by fnmatch: whole names, and `**` under a folder
+    patterns = [f"{RUNS_PREFIX}{p}" for p in (name, f"{name}/**", *folders)]
+    patterns += [f"refs/heads/{name}", f"refs/tags/{name}"]
+    out = repo.text(["for-each-ref", "--ignore-case", "--format=%(refname)",
+                     "--end-of-options", *patterns])  # fmt: skip
+    runs, others = [], []
+    for ref in out.splitlines():
+        if ref.startswith(RUNS_PREFIX):
+            runs.append(ref[len(RUNS_PREFIX) :])
+        elif ref.split("/", 2)[2] == name:
+            others.append(ref.split("/", 2)[2])
+    return runs, others
+
+
+def free_name(repo: Repo, name: str | None) -> str:
+    """`name` when no run, branch or tag takes it (see names.check_free), else a new
+    generated name; without listing every run (100,000 refs cost git a moment)."""
+    if name is not None:
+        check_free(name, *names_near(repo, name))
+        return name
+    while True:
+        candidate = generate_name(())
+        runs, others = names_near(repo, candidate)
+        if not runs and not others:
+            return candidate
 
 
 def list_runs(repo: Repo, reader: BatchReader) -> list[RunInfo]:

@@ -23,7 +23,7 @@ from typing import Any
 from gitexp import __version__
 from gitexp.core import dvcyaml
 from gitexp.core.config import DVC_YAML, Config, load_config
-from gitexp.core.names import RUNS_PREFIX, check_free, generate_name, validate_name
+from gitexp.core.names import RUNS_PREFIX, generate_name, validate_name
 from gitexp.core.params import Override, apply_overrides, load_params, parse_override
 from gitexp.core.secrets import redact_text, secret_param
 from gitexp.dvc.data import DVC_LOCK, checkout_data
@@ -32,7 +32,7 @@ from gitexp.store import environment
 from gitexp.store.faults import fault_point
 from gitexp.store.git import RefExistsError, Repo
 from gitexp.store.journal import Journal, RunLock, recover, write_workspace_file
-from gitexp.store.records import iso_time, keep_refs_packed, run_names
+from gitexp.store.records import free_name, iso_time, keep_refs_packed, run_names
 from gitexp.store.snapshot import (
     State,
     Target,
@@ -192,10 +192,7 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
             raise UsageError(f"invalid tag name '{key}': use a name without spaces")
     branch = repo.text(["symbolic-ref", "-q", "HEAD"], check=False) or None
     author = repo.author_ident()
-    existing, other_refs = run_names(repo)
-    if name is None:
-        name = generate_name(existing)
-    check_free(name, existing, other_refs)
+    name = free_name(repo, name)
     env = child_environment(name)
     manifest = repo.gitexp_dir / "tmp" / f"manifest.{os.getpid()}.json"
     env["GITEXP_RUN_MANIFEST"] = str(manifest)
@@ -343,9 +340,7 @@ def record_api_run(
     base = repo.head()
     if base is None:
         raise StateError("this repository has no commit yet: make a first commit, then run again")
-    existing, other_refs = run_names(repo)
-    name = validate_name(name) if name else generate_name(existing)
-    check_free(name, existing, other_refs)
+    name = free_name(repo, validate_name(name) if name else None)
     for notice in recover(repo):
         warn(notice)
     lock = RunLock(repo)
