@@ -10,6 +10,7 @@ Two halves:
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import posixpath
 import re
@@ -172,7 +173,20 @@ def entry_of(tracked: Mapping[str, DataEntry], path: str) -> tuple[DataEntry, st
 
 
 def cache_dir(root: Path) -> Path:
-    """DVC's local cache directory: `.dvc/cache` unless `.dvc/config(.local)` says otherwise."""
+    """DVC's local cache directory: `.dvc/cache` unless `.dvc/config(.local)` says otherwise
+    (read once per version of those files: a push asks for every object's path)."""
+    stamps = []
+    for name in ("config", "config.local"):
+        try:
+            info = (root / ".dvc" / name).stat()
+            stamps.append((info.st_mtime_ns, info.st_size, info.st_ino))
+        except OSError:
+            stamps.append(None)
+    return _cache_dir(root, tuple(stamps))
+
+
+@functools.lru_cache(maxsize=8)
+def _cache_dir(root: Path, _stamps: tuple[Any, ...]) -> Path:
     directory = root / ".dvc" / "cache"
     for name in ("config", "config.local"):
         parser = configparser.ConfigParser(strict=False, interpolation=None)
