@@ -472,6 +472,22 @@ class BatchReader:
             writer.join()
         return results
 
+    def object_types(self, oids: Sequence[str]) -> dict[str, str]:
+        """oid -> 'commit', 'tree', 'blob' or 'tag' for the objects that exist (one
+        `cat-file --batch-check` process)."""
+        if not oids:
+            return {}
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch-check"], cwd=self._cwd, env=self._env,
+            input="".join(f"{o}\n" for o in oids).encode(), capture_output=True, check=False,
+        )  # fmt: skip
+        found = {}
+        for line in proc.stdout.decode().splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                found[parts[0]] = parts[1]
+        return found
+
     def close(self) -> None:
         if self._proc is not None:
             assert self._proc.stdin is not None
