@@ -17,7 +17,8 @@ import yaml
 
 from conftest import git, run_gitexp
 from gitexp.core.compare import Entry
-from gitexp.report.builder import ReportData, build_markdown, sections
+from gitexp.report.gather import ReportData
+from gitexp.report.markdown import build_markdown
 from gitexp.store.snapshot import State, Target
 
 HISTORY = textwrap.dedent(
