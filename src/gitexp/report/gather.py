@@ -186,10 +186,13 @@ def gather(
             directions=config.directions,
             head_run=head_target.run,
         )
-        report.title = f"{_branch_name(repo, head_spec)} -> {base_name}"
+        head_name = _branch_name(repo, head_spec)
+        report.title = f"{head_name} -> {base_name}"
+        if head_target.run and head_name != head_target.run:
+            report.title += f" (run {head_target.run})"
         report.sides = [
             Side("base", f"base ({base_name})", base_target),
-            Side(head_target.run or "head", f"head ({head_target.label})", head_target),
+            Side(head_target.run or "head", f"head ({head_target.run or head_name})", head_target),
         ]
         if best is not None and best.rev != head_target.rev:
             report.sides.append(Side(best.name, f"best: {best.name}", Target(best.name, best.rev)))

@@ -167,9 +167,9 @@ def _sections(
         out.append(("Runs on this branch", "No runs were recorded on this branch."))
     budget = None if detail.charts is None else detail.charts
     drawn: list[str] = []
-    all_charts = ([("sweep", sweep)] if sweep else []) + [("figure", f) for f in figs]
+    all_charts = [("figure", f) for f in figs] + ([("sweep", sweep)] if sweep else [])
     for index, (kind, item) in enumerate(all_charts):
-        title = item.title if kind == "sweep" else item.title
+        title = item.title
         if budget is not None and index >= budget:
             left_out.append(f"chart {title}")
             continue

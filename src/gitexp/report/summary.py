@@ -114,7 +114,7 @@ def param_rows(report: ReportData) -> list[list[Any]]:
 
 
 def shown(key: str, value: Any) -> Any:
-    return "***" if SECRET_KEY.search(key) else value
+    return "***" if SECRET_KEY.search(key) and value is not None else value
 
 
 def varying_params(report: ReportData) -> list[str]:

@@ -125,7 +125,7 @@ def line_chart(chart: Chart) -> str:
         return f"<p>{escape(chart.title)}: no finite values. {escape(' '.join(notes))}</p>"
     xs = [x for s in series for x, _ in s.finite()]
     ys = [y for s in series for _, y in s.finite()]
-    x = value_axis(xs, pad=0.0) if chart.points else x_axis(xs)
+    x = value_axis(xs) if chart.points else x_axis(xs)
     if chart.x_names:  # positions of commits: ticks on whole numbers only
         x = replace(x, ticks=tuple(t for t in x.ticks if float(t).is_integer()))
     frame = _Frame(x, value_axis(ys), chart.x_label, chart.y_label or chart.title, chart.x_names)
