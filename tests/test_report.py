@@ -239,7 +239,7 @@ def test_html_report_renders_in_chromium_without_network(
             page.on("request", lambda request: requests.append(request.url))
             page.goto(page_path.as_uri())
             assert page.locator(".banner.fail").count() == 1  # failed budget: a red banner
-            assert "1 of 1 budgets failed" in page.locator(".banner").inner_text()
+            assert "1 of 1 budget failed" in page.locator(".banner").inner_text()
             assert page.locator(".card").count() >= 4
             assert page.locator("h2", has_text="Runs on this branch").count() == 1
             assert page.locator("td", has_text="lr-b").count() == 1

@@ -189,7 +189,7 @@ def gather(
         head_name = _branch_name(repo, head_spec)
         report.title = f"{head_name} -> {base_name}"
         if head_target.run and head_name != head_target.run:
-            report.title += f" (run {head_target.run})"
+            report.title += f", run {head_target.run}"
         report.sides = [
             Side("base", f"base ({base_name})", base_target),
             Side(head_target.run or "head", f"head ({head_target.run or head_name})", head_target),

@@ -45,10 +45,13 @@ def verdict(report: ReportData) -> list[Point]:
     points = []
     if report.checks:
         failed = [c for c in report.checks if not c.passed]
+        plural = "s" if len(report.checks) > 1 else ""
         if failed:
-            points.append(Point("fail", f"{len(failed)} of {len(report.checks)} budgets failed"))
+            points.append(
+                Point("fail", f"{len(failed)} of {len(report.checks)} budget{plural} failed")
+            )
         else:
-            points.append(Point("pass", f"all {len(report.checks)} budgets met"))
+            points.append(Point("pass", f"{'all ' if plural else ''}budget{plural} met"))
     key = report.metric
     if key:
         old, new = metric_of(report.base, key), metric_of(report.head, key)
