@@ -227,17 +227,20 @@ def _figure(figure: Figure, detail: Detail) -> str | None:
             "(a comment cannot hold images without hosting them)."
         )
     blocks = []
+    sides: dict[tuple[tuple[str, str], ...], list[str]] = {}
     for side, data in figure.view.data.items():
-        if not data.pairs:
-            continue
-        classes = sorted({c for pair in data.pairs for c in pair})[:20]
+        if data.pairs:
+            sides.setdefault(tuple(data.pairs), []).append(side)  # equal ones shown once
+    for pairs, names in sides.items():
+        side = " = ".join(names)
+        classes = sorted({c for pair in pairs for c in pair})[:20]
         counts: dict[tuple[str, str], int] = {}
-        for pair in data.pairs:
+        for pair in pairs:
             counts[pair] = counts.get(pair, 0) + 1
         rows = [[a, *(counts.get((a, p), 0) for p in classes)] for a in classes]
         blocks.append(
             f"**{cell(figure.title)}, {cell(side)}** (rows: actual, columns: predicted)\n\n"
-            + table(["actual \\ predicted", *classes], rows)
+            + table(["actual ↓ predicted →", *classes], rows)
         )
     return "\n\n".join(blocks) or None
 

@@ -65,8 +65,9 @@ def _blank(index: int) -> str:
 
 def mermaid_chart(chart: Chart, max_points: int = MAX_POINTS) -> Drawn | None:
     """The chart as a Mermaid block, or None when no series has a finite value."""
-    notes = list(chart.notes) + nan_notes(chart.series, chart.x_label)
-    drawable = merge_identical([s for s in chart.series if s.finite()])
+    merged = merge_identical(chart.series)
+    notes = list(chart.notes) + nan_notes(merged, chart.x_label)
+    drawable = [s for s in merged if s.finite()]
     if not drawable:
         return None
     grid = shared_grid(drawable, max_points)

@@ -119,8 +119,9 @@ def _svg(title: str, parts: Sequence[str]) -> str:
 def line_chart(chart: Chart) -> str:
     """Lines at their x values, broken at NaN; a single point is a dot; every point has a
     tooltip. Identical series are drawn once, named together."""
-    notes = list(chart.notes) + nan_notes(chart.series, chart.x_label)
-    series = merge_identical([downsample(s, MAX_POINTS) for s in chart.series if s.finite()])
+    merged = merge_identical(chart.series)
+    notes = list(chart.notes) + nan_notes(merged, chart.x_label)
+    series = [downsample(s, MAX_POINTS) for s in merged if s.finite()]
     if not series:
         return f"<p>{escape(chart.title)}: no finite values. {escape(' '.join(notes))}</p>"
     xs = [x for s in series for x, _ in s.finite()]
