@@ -13,8 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from browser import blocks
 
+from browser import blocks
 from conftest import git, run_gitexp
 from gitexp.report.gather import _plots_of
 from gitexp.store.git import Repo
