@@ -291,9 +291,10 @@ def bisect_output(result: Any, fmt: str, precision: int) -> str:
     if fmt == "csv":
         return text
     better = "higher" if result.goal == "max" else "lower"
+    judged = sum(1 for p in result.probes if p.verdict != "skip")
     summary = (
-        f"judged {len(result.probes)} of {result.tested + 2} commits "
-        f"({result.reran} run now), {better} is better, bad past {format_value(result.threshold)}"
+        f"{judged} of {result.tested + 2} commits judged ({result.reran} run now), "
+        f"{better} is better, bad past {format_value(result.threshold)}"
     )
     if first is not None:
         verdict = (
