@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser import blocks
 
+from browser import blocks
 from conftest import git, run_gitexp
 
 # acc = 1 - lr: commits 0-4 train with lr 0.1 (acc 0.9), commit 5 breaks it (lr 0.4, acc 0.6)
