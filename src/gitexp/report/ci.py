@@ -149,14 +149,16 @@ def render(kind: str, command: str | None, checks: list[str], install: str) -> s
     """The workflow file. With a command, the job records a run and reports that run
     (`--head`), so the head column is what this pull request's code produced."""
     quoted = "".join(f"--check {shlex.quote(c)} " for c in checks)
-    run_note = ", or the experiment fails" if command else ""
+    common = {
+        "install": install,
+        "checks": quoted,
+        "marker": MARKER,
+        "run_note": ", or the experiment fails" if command else "",
+    }
     if kind == "github":
         return GITHUB.format(
-            install=install,
+            **common,
             run_step=GITHUB_RUN_STEP.format(command=command) if command else "",
-            checks=quoted,
-            marker=MARKER,
-            run_note=run_note,
             head='${HEAD_RUN:+--head "$HEAD_RUN"} ' if command else "",
             head_env="\n          HEAD_RUN: ${{ steps.run.outputs.name }}" if command else "",
             run_fail=" || steps.run.outputs.status != '0'" if command else "",
@@ -164,11 +166,8 @@ def render(kind: str, command: str | None, checks: list[str], install: str) -> s
         )
     if kind == "gitlab":
         return GITLAB.format(
-            install=install,
+            **common,
             run_step=GITLAB_RUN_STEP.format(command=command) if command else "",
-            checks=quoted,
-            marker=MARKER,
-            run_note=run_note,
             head='${run:+--head "$run"} ' if command else "",
             run_fail_gitlab=' ] || [ "${run_status:-0}" != 0' if command else "",
         )

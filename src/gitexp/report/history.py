@@ -12,7 +12,6 @@ from typing import Any
 
 from gitexp.core.charts import Chart, Colours, Series
 from gitexp.core.metrics import is_number
-from gitexp.core.render import format_value
 from gitexp.errors import UsageError
 from gitexp.report.ci import MARKER
 from gitexp.report.gather import flat, metric_keys
@@ -148,7 +147,3 @@ def history_html(spec: str, points: Sequence[CommitPoint], keys: Sequence[str]) 
         + "".join(body)
         + "</body></html>\n"
     )
-
-
-def value_text(value: Any) -> str:
-    return format_value(value)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -317,7 +316,3 @@ def plot_data(d: PlotDef, files: Mapping[str, bytes | None]) -> PlotData | None:
             found = [Curve(f"{path}: {c.name}", c.xs, c.ys, c.x_field) for c in found]
         data.curves += found
     return data
-
-
-def finite_count(data: PlotData) -> int:
-    return sum(1 for c in data.curves for y in c.ys if math.isfinite(y))
