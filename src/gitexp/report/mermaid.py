@@ -70,7 +70,9 @@ def mermaid_chart(chart: Chart, max_points: int = MAX_POINTS) -> Drawn | None:
     drawable = [s for s in merged if s.finite()]
     if not drawable:
         return None
-    grid = shared_grid(drawable, max_points)
+    # Commits are named positions: the axis shows all of them, with or without a value.
+    span = [Series.of("", [0.0, 0.0], [0, len(chart.x_names) - 1])] if chart.x_names else []
+    grid = shared_grid(drawable + span, max_points)
     xs = list(grid.xs)
     values = [sample(s, xs) for s in drawable]
     # A line starts at the first category: start where every line has a value.

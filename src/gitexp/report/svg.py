@@ -205,10 +205,11 @@ def parallel_coordinates(
             f'<text x="{ax:.1f}" y="{top - 10}" text-anchor="middle" font-weight="bold">'
             f"{escape(name[:24])}</text>"
         )
+        last = index == len(axes) - 1  # its labels go outside, right of the axis
         for fraction, text in labels[index]:
             parts.append(
-                f'<text x="{ax - 4:.1f}" y="{y(fraction) + 4:.1f}" text-anchor="end">'
-                f"{escape(str(text)[:12])}</text>"
+                f'<text x="{ax + 4 if last else ax - 4:.1f}" y="{y(fraction) + 4:.1f}" '
+                f'text-anchor="{"start" if last else "end"}">{escape(str(text)[:12])}</text>'
             )
     for (name, values), colour in zip(rows, colours, strict=True):
         points = [
