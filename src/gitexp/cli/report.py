@@ -107,8 +107,8 @@ def bisect(
     from gitexp.cli.views import bisect_output
     from gitexp.workflows.bisect import bisect as find_regression
 
-    quiet = contextlib.redirect_stdout(sys.stderr) if fmt else contextlib.nullcontext()
-    with quiet:
+    # The commands' own output goes to stderr: stdout carries the result alone.
+    with contextlib.redirect_stdout(sys.stderr):
         result = find_regression(
             open_repo(), metric, good, bad, threshold, command or None, warn, progress
         )
