@@ -3,16 +3,14 @@ the best run against head), and the rows of the tables, shared by markdown and H
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from gitexp.core.compare import diff_sections
 from gitexp.core.metrics import delta, is_number, relative
 from gitexp.core.render import format_value
+from gitexp.core.secrets import MASK, secret_param
 from gitexp.report.gather import ReportData, direction, flat, metric_of
-
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.I)
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ def param_rows(report: ReportData) -> list[list[Any]]:
 
 
 def shown(key: str, value: Any) -> Any:
-    return "***" if SECRET_KEY.search(key) and value is not None else value
+    return MASK if secret_param(key) and value is not None else value
 
 
 def varying_params(report: ReportData) -> list[str]:
@@ -129,7 +127,7 @@ def varying_params(report: ReportData) -> list[str]:
         merged = {k: v for k, v in flat(run.params).items() if ":" not in k}
         for key in {k for r in report.runs for k in flat(r.params) if ":" not in k}:
             values.setdefault(key, set()).add(repr(merged.get(key)))
-    return [k for k, seen in values.items() if len(seen) > 1 and not SECRET_KEY.search(k)]
+    return [k for k, seen in values.items() if len(seen) > 1 and not secret_param(k)]
 
 
 def run_rows(report: ReportData) -> tuple[list[str], list[list[Any]]]:
