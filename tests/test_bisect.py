@@ -54,6 +54,8 @@ def test_history_charts_a_metric_over_commits(history_repo, mermaid) -> None:
     assert html.returncode == 0 and shas[7][:7] in html.stdout and "<svg" in html.stdout
     bad = run_gitexp(repo, "report", "--history", "HEAD~3..HEAD", "--metric", "acuracy")
     assert bad.returncode == 2 and "unknown metric 'acuracy'" in bad.stderr
+    mixed = run_gitexp(repo, "report", "--history", "HEAD~3..HEAD", "--check", "acc > 0")
+    assert mixed.returncode == 2 and "takes no --base, --head or --check" in mixed.stderr
 
 
 def test_bisect_uses_recorded_runs_and_reruns_the_rest(history_repo) -> None:

@@ -42,6 +42,10 @@ def report(
     from gitexp.cli.views import history_output, report_output
 
     if history:
+        if checks or base or head != "HEAD":
+            from gitexp.errors import UsageError
+
+            raise UsageError("--history charts a range: it takes no --base, --head or --check")
         text, failed = history_output(open_repo(), history, fmt, metric), False
     else:
         text, failed = report_output(open_repo(), base, head, fmt, metric, checks)
