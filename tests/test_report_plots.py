@@ -152,3 +152,18 @@ def test_report_draws_dvc_plots_in_both_formats(dvc_repo: Path, mermaid, tmp_pat
     assert text.count("data:image/png;base64,") == 2  # base and head
     assert "<title>actual 1, predicted 0: 1</title>" in text  # the confusion matrix
     assert "http://" not in text and "https://" not in text
+
+
+def test_plots_inside_a_folder_dvc_keeps_are_drawn(repo: Path) -> None:
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    metrics = repo / "dvclive" / "plots" / "metrics"
+    metrics.mkdir(parents=True)
+    (metrics / "loss.tsv").write_text("step\tloss\n0\t1.5\n1\t0.7\n2\t0.2\n")
+    subprocess.run([sys.executable, "-m", "dvc", "add", "-q", "dvclive"], cwd=repo, check=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "dvclive kept by DVC")
+    assert "dvclive/plots" not in git(repo, "ls-files")  # only dvclive.dvc is in git
+    proc = run_gitexp(repo, "report", "--base", "HEAD~1")
+    assert proc.returncode == 0, proc.stderr
+    (block,) = blocks(proc.stdout)
+    assert 'title "loss"' in block and "line [1.5, 0.7, 0.2]" in block

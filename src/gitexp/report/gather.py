@@ -12,7 +12,7 @@ from typing import Any
 from gitexp.core.compare import Entry
 from gitexp.core.config import load_config
 from gitexp.core.metrics import is_number, sort_key
-from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing, read_cached
+from gitexp.dvc.data import DataChange, collect, diff_data, dir_listing, entry_of, read_tracked
 from gitexp.errors import UsageError
 from gitexp.report.budgets import Budget, evaluate_budget
 from gitexp.report.plots import (
@@ -178,7 +178,7 @@ def gather(
             base=base,
             head=head,
             data_changes=diff_data(
-                collect(pointers[0]), collect(pointers[1]), lambda d: dir_listing(repo.root, d)
+                collect(pointers[0]), collect(pointers[1]), lambda e: dir_listing(repo.root, e.obj)
             ),
             runs=ranked,
             metric=metric,
@@ -242,15 +242,23 @@ def _plots_of(repo: Repo, target: Target, reader: BatchReader) -> list[tuple[Plo
     declared = plot_definitions([], yamls)
     prefixes = sorted({*DEFAULT_DIRS, *(f for d in declared for f in d.files)})
     tree = list_files(repo, target, prefixes)
-    definitions = plot_definitions(tree, yamls)
+    # Plot files that DVC keeps, alone or inside a cached folder (DVCLive's folder often is).
+    tracked = collect(read_pointer_files(repo, target, reader))
+    for entry in tracked.values():
+        if entry.obj.digest.endswith(".dir"):
+            inside = [f"{entry.path}/{p}" for p in dir_listing(repo.root, entry.obj) or {}]
+            tree += [p for p in inside if any(p.startswith(f"{x}/") or p == x for x in prefixes)]
+        elif any(entry.path.startswith(f"{x}/") or entry.path == x for x in prefixes):
+            tree.append(entry.path)
+    definitions = plot_definitions(sorted(set(tree)), yamls)
     paths = sorted({f for d in definitions for f in d.files})
     files = read_files(repo, target, paths, reader)
     missing = [p for p in paths if files.get(p) is None]
-    if missing:  # plot files that DVC keeps in its cache
-        tracked = collect(read_pointer_files(repo, target, reader))
+    if missing:
         for path in missing:
-            if path in tracked and not tracked[path].hash.endswith(".dir"):
-                files[path] = read_cached(repo.root, tracked[path].hash)
+            found = entry_of(tracked, path)
+            if found is not None:
+                files[path] = read_tracked(repo.root, *found)
     for path, blob in files.items():
         if blob is not None and len(blob) > MAX_IMAGE_BYTES:
             files[path] = None
