@@ -32,6 +32,9 @@ def history_repo(repo: Path) -> tuple[Path, list[str]]:
         git(repo, "commit", "-q", "-am", f"change {index}")
         shas.append(git(repo, "rev-parse", "HEAD"))
         if index in RECORDED:
+            # from a clean workspace: a metrics file left by the last run with the same bytes
+            # would count as carried, not written by this run
+            (repo / "metrics.json").unlink(missing_ok=True)
             proc = run_gitexp(repo, "run", "-n", f"c{index}", "--", sys.executable, "train.py")
             assert proc.returncode == 0, proc.stderr
     (repo / "metrics.json").unlink()
