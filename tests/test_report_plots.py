@@ -32,6 +32,15 @@ DVC_YAML = textwrap.dedent(
           - history.tsv:
               cache: false
               x: step
+      evaluate:
+        foreach: [test, valid]
+        do:
+          cmd: python evaluate.py ${item}
+          wdir: eval
+          plots:
+            - ${item}_loss.csv:
+                cache: false
+                x: step
     plots:
       - train.csv:
           x: epoch
@@ -78,6 +87,8 @@ def _write_plots(repo: Path, scale: float) -> None:
     )
     (repo / "dvclive/plots/images/sample.png").write_bytes(PNG)
     (repo / "history.tsv").write_text(f"step\tloss\n0\t{2 * scale}\n5\t{scale}\n")
+    for split in ("test", "valid"):  # a foreach stage's plots, in its wdir
+        (repo / "eval" / f"{split}_loss.csv").write_text(f"step,{split}_loss\n0,{scale}\n1,0.5\n")
 
 
 @pytest.fixture
@@ -112,6 +123,7 @@ def test_plots_read_as_dvc_plots_show_reads_them(dvc_repo: Path) -> None:
     images = [i for i in shown if i.endswith(".png")]
     assert set(shown) - set(images) <= set(ours) and images == ["dvclive/plots/images/sample.png"]
     assert set(ours) == set(shown)  # the same plots, stage plots included
+    assert {"history.tsv", "eval/test_loss.csv", "eval/valid_loss.csv"} <= set(ours)  # stages
     for plot_id, (definition, data) in ours.items():
         if definition.template == "image":
             assert data.images == {plot_id: PNG}

@@ -239,7 +239,11 @@ def read_plots(repo: Repo, sides: Sequence[Side], reader: BatchReader) -> list[P
 def _plots_of(repo: Repo, target: Target, reader: BatchReader) -> list[tuple[PlotDef, PlotData]]:
     yaml_paths = dvc_yaml_paths(["dvc.yaml", "dvclive/dvc.yaml"])
     yamls = {p: d for p, d in read_files(repo, target, yaml_paths, reader).items() if d}
-    declared = plot_definitions([], yamls)
+
+    def read(path: str) -> bytes | None:  # files dvc.yaml names (vars)
+        return read_files(repo, target, [path], reader)[path]
+
+    declared = plot_definitions([], yamls, read)
     prefixes = sorted({*DEFAULT_DIRS, *(f for d in declared for f in d.files)})
     tree = list_files(repo, target, prefixes)
     # Plot files that DVC keeps, alone or inside a cached folder (DVCLive's folder often is).
@@ -250,7 +254,7 @@ def _plots_of(repo: Repo, target: Target, reader: BatchReader) -> list[tuple[Plo
             tree += [p for p in inside if any(p.startswith(f"{x}/") or p == x for x in prefixes)]
         elif any(entry.path.startswith(f"{x}/") or entry.path == x for x in prefixes):
             tree.append(entry.path)
-    definitions = plot_definitions(sorted(set(tree)), yamls)
+    definitions = plot_definitions(sorted(set(tree)), yamls, read)
     paths = sorted({f for d in definitions for f in d.files})
     files = read_files(repo, target, paths, reader)
     missing = [p for p in paths if files.get(p) is None]

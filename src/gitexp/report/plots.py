@@ -18,11 +18,11 @@ import csv
 import io
 import json
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitexp.core import yamlio
+from gitexp.core import dvcyaml, yamlio
 from gitexp.errors import GitexpError
 
 TABLE_SUFFIXES = (".tsv", ".csv", ".json", ".yaml", ".yml")
@@ -91,32 +91,42 @@ def dvc_yaml_paths(tree: Sequence[str]) -> list[str]:
     return [p for p in tree if p in wanted]
 
 
-def parse_dvc_yaml(path: str, data: bytes) -> list[PlotDef]:
-    """The plots a dvc.yaml declares, at the top level and in its stages."""
+def parse_dvc_yaml(
+    path: str, data: bytes, read: Callable[[str], bytes | None] = lambda _path: None
+) -> list[PlotDef]:
+    """The plots a dvc.yaml declares, at the top level and in its stages (foreach and matrix
+    stages expanded, templates filled and `wdir` applied as DVC does, by core.dvcyaml); `read`
+    gives other files of the revision (`vars`)."""
     try:
+        pipeline = dvcyaml.parse(data, path, read)
         doc = yamlio.load(data, path)
     except GitexpError:
         return []
-    if not isinstance(doc, dict):
-        return []
-    base = posixpath.dirname(path)
-    defs = _entries(doc.get("plots"), base)
-    for stage in (doc.get("stages") or {}).values():
-        if isinstance(stage, dict):
-            defs += _entries(stage.get("plots"), base, stage_outputs=True)
+    top: list[tuple[str, Any]] = list(pipeline.top_plots)
+    if isinstance(doc, dict) and isinstance(doc.get("plots"), dict):  # the older mapping form
+        top = list(doc["plots"].items())
+    defs = _definitions(top, pipeline.folder)
+    for stage in pipeline.stages.values():
+        wdir = stage.get("wdir")
+        base = _join(pipeline.folder, wdir if isinstance(wdir, str) else ".")
+        defs += _definitions(_items(stage.get("plots")), base, stage_outputs=True)
     return defs
 
 
-def _entries(section: Any, base: str, stage_outputs: bool = False) -> list[PlotDef]:
+def _items(section: Any) -> list[tuple[str, Any]]:
+    """(path or id, properties) of a list like `[a, {b: {x: step}}]`."""
     items: list[tuple[str, Any]] = []
-    if isinstance(section, dict):  # the older mapping form
-        items = list(section.items())
-    elif isinstance(section, list):
-        for item in section:
-            if isinstance(item, str):
-                items.append((item, None))
-            elif isinstance(item, dict):
-                items += list(item.items())
+    for item in section if isinstance(section, list) else []:
+        if isinstance(item, str):
+            items.append((item, None))
+        elif isinstance(item, dict):
+            items += list(item.items())
+    return items
+
+
+def _definitions(
+    items: Sequence[tuple[str, Any]], base: str, stage_outputs: bool = False
+) -> list[PlotDef]:
     defs = []
     for key, props in items:
         props = props if isinstance(props, dict) else {}
@@ -155,7 +165,7 @@ def _entries(section: Any, base: str, stage_outputs: bool = False) -> list[PlotD
 
 
 def _join(base: str, path: Any) -> str:
-    return posixpath.normpath(posixpath.join(base, str(path))).rstrip("/")
+    return posixpath.normpath(posixpath.join(base or ".", str(path))).rstrip("/")
 
 
 def _fields(value: Any) -> tuple[str, ...]:
@@ -217,9 +227,15 @@ def expand(defs: Sequence[PlotDef], tree: Sequence[str]) -> list[PlotDef]:
     return list(unique.values())
 
 
-def plot_definitions(tree: Sequence[str], dvc_yamls: Mapping[str, bytes]) -> list[PlotDef]:
+def plot_definitions(
+    tree: Sequence[str],
+    dvc_yamls: Mapping[str, bytes],
+    read: Callable[[str], bytes | None] = lambda _path: None,
+) -> list[PlotDef]:
     """The plots of a revision: declared ones, else DVCLive's and history/ files."""
-    declared = [d for path in sorted(dvc_yamls) for d in parse_dvc_yaml(path, dvc_yamls[path])]
+    declared = [
+        d for path in sorted(dvc_yamls) for d in parse_dvc_yaml(path, dvc_yamls[path], read)
+    ]
     found = default_definitions(tree)
     if declared:
         covered = {f for d in expand(declared, tree) for f in d.files}
