@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from browser import browser, mermaid  # noqa: F401 - session fixtures: one Chromium for all
+
 GITEXP = [sys.executable, "-m", "gitexp"]
 
 # The experiment every test repository carries: reads params.yaml, writes metrics.json,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from gitexp.cli.app import cli, open_repo
+from gitexp.cli.app import cli, open_repo, output_options, progress, warn
 
 
 @cli.command()
@@ -22,6 +22,12 @@ from gitexp.cli.app import cli, open_repo
     metavar="EXPR",
     help='A budget, e.g. "acc >= base.acc - 0.005"; a failed one makes report exit 1.',
 )
+@click.option(
+    "--history",
+    "history",
+    metavar="RANGE",
+    help="Chart the metrics of the runs recorded on the commits of RANGE (e.g. main~50..main).",
+)
 def report(
     base: str | None,
     head: str,
@@ -29,11 +35,20 @@ def report(
     output: str | None,
     metric: str | None,
     checks: tuple[str, ...],
+    history: str | None,
 ) -> None:
-    """A pull-request report: metric and param changes, the branch's runs, plots."""
-    from gitexp.cli.views import report_output
+    """A pull-request report: the verdict, metric and param changes, the branch's runs,
+    plots. Exits 1 when a budget fails, 2 when the report cannot be built."""
+    from gitexp.cli.views import history_output, report_output
 
-    text, failed = report_output(open_repo(), base, head, fmt, metric, checks)
+    if history:
+        if checks or base or head != "HEAD":
+            from gitexp.errors import UsageError
+
+            raise UsageError("--history charts a range: it takes no --base, --head or --check")
+        text, failed = history_output(open_repo(), history, fmt, metric), False
+    else:
+        text, failed = report_output(open_repo(), base, head, fmt, metric, checks)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -61,3 +76,44 @@ def ci(kind: str, command: str | None, checks: tuple[str, ...], install: str, fo
     repo = open_repo()
     path = write_workflow(repo.root, kind, command, list(checks), install, force)
     click.echo(f"wrote {path.relative_to(repo.root)}: commit it to turn it on")
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.option("--metric", required=True, metavar="KEY", help="The metric that regressed.")
+@click.option("--good", required=True, metavar="REV", help="A commit where the metric was good.")
+@click.option(
+    "--bad", default="HEAD", show_default=True, metavar="REV", help="A commit where it is bad."
+)
+@click.option(
+    "--threshold",
+    type=float,
+    help="Worse than this is bad. Default: halfway between the good and bad values.",
+)
+@click.argument("command", nargs=-1, metavar="[-- COMMAND...]")
+@output_options
+def bisect(
+    metric: str,
+    good: str,
+    bad: str,
+    threshold: float | None,
+    command: tuple[str, ...],
+    fmt: str | None,
+    precision: int,
+) -> None:
+    """Find the first commit between --good and --bad where METRIC regressed.
+
+    Commits with a recorded run are judged by it; the others are run with COMMAND (like
+    `git bisect run`) in a temporary worktree and recorded as runs. Your workspace is not
+    touched.
+    """
+    import contextlib
+
+    from gitexp.cli.views import bisect_output
+    from gitexp.workflows.bisect import bisect as find_regression
+
+    # The commands' own output goes to stderr: stdout carries the result alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = find_regression(
+            open_repo(), metric, good, bad, threshold, command or None, warn, progress
+        )
+    click.echo(bisect_output(result, fmt or "table", precision))

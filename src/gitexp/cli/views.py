@@ -243,13 +243,68 @@ def report_output(
     checks: Sequence[str],
 ) -> tuple[str, bool]:
     """The report's text and whether a budget failed."""
-    from gitexp.report.builder import build_html, build_markdown, gather
+    from gitexp.report.gather import gather
+    from gitexp.report.html import build_html
+    from gitexp.report.markdown import build_markdown
 
     with repo.batch_reader() as reader:
         runs = run_entries(repo, reader)
     data = gather(repo, base, head, metric, checks, runs)
     text = build_html(data) if fmt == "html" else build_markdown(data)
     return text, data.failed
+
+
+def history_output(repo: Repo, spec: str, fmt: str, metric: str | None) -> str:
+    """A metric over the commits of a range, from the runs recorded on them."""
+    from gitexp.report.history import commit_points, history_html, history_keys, history_markdown
+
+    points = commit_points(repo, spec)
+    if not points:
+        raise UsageError(f"no commits in '{spec}'")
+    keys = history_keys(points, metric)
+    if fmt == "html":
+        return history_html(spec, points, keys)
+    return history_markdown(spec, points, keys)
+
+
+def bisect_output(result: Any, fmt: str, precision: int) -> str:
+    """The commits bisect judged, oldest first, and the first bad one."""
+    rows = [
+        [p.sha[:10] if fmt != "json" else p.sha, p.subject, p.value, p.verdict, p.source]
+        for p in result.probes
+    ]
+    headers = ["commit", "subject", result.metric, "verdict", "from"]
+    first = result.first_bad
+    if fmt == "json":
+        return to_json(
+            {
+                "metric": result.metric,
+                "goal": result.goal,
+                "threshold": result.threshold,
+                "first_bad": first.sha if first else None,
+                "candidates": [sha for sha, _ in result.candidates],
+                "commits": [dict(zip(headers, row, strict=True)) for row in rows],
+                "reran": result.reran,
+            }
+        )
+    text = render_rows(headers, rows, fmt, precision)
+    if fmt == "csv":
+        return text
+    better = "higher" if result.goal == "max" else "lower"
+    judged = sum(1 for p in result.probes if p.verdict != "skip")
+    summary = (
+        f"{judged} of {result.tested + 2} commits judged ({result.reran} run now), "
+        f"{better} is better, bad past {format_value(result.threshold)}"
+    )
+    if first is not None:
+        verdict = (
+            f"first bad commit: {first.sha[:10]} {first.subject} "
+            f"({result.metric} {format_value(first.value)})"
+        )
+    else:
+        listed = ", ".join(f"{sha[:10]} {subject}" for sha, subject in result.candidates)
+        verdict = f"the first bad commit is one of these (the others could not be judged): {listed}"
+    return f"{text}\n\n{summary}\n{verdict}"
 
 
 def env_diff_output(repo: Repo, a: str, b: str, fmt: str, precision: int) -> str:

@@ -194,3 +194,23 @@ def read_pointer_files(repo: Repo, target: Target, reader: BatchReader) -> dict[
             zip(paths, reader.read_many([f"{target.rev}:{p}" for p in paths]), strict=True)
         )
     return {p: data for p, data in found.items() if data is not None}
+
+
+def list_files(repo: Repo, target: Target, prefixes: Sequence[str]) -> list[str]:
+    """The files of a revision (or of the workspace, untracked ones included) under the
+    given folders or paths."""
+    if target.rev is None:
+        args = ["ls-files", "-z", "-c", "-o", "--exclude-standard", "--", *prefixes]
+    else:
+        args = ["ls-tree", "-r", "-z", "--name-only", target.rev, "--", *prefixes]
+    listing = repo.git(args).stdout
+    return sorted({p for p in listing.decode("utf-8", "surrogateescape").split("\0") if p})
+
+
+def read_files(
+    repo: Repo, target: Target, paths: Sequence[str], reader: BatchReader
+) -> dict[str, bytes | None]:
+    """Files of a revision or of the workspace, in one batched read."""
+    if target.rev is None:
+        return {p: read_workspace_file(repo, p) for p in paths}
+    return dict(zip(paths, reader.read_many([f"{target.rev}:{p}" for p in paths]), strict=True))

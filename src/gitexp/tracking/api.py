@@ -85,13 +85,13 @@ def search_runs(
 
 def get_run(name_or_rev: str, path: str = ".") -> dict[str, Any]:
     """A run's record, params, metrics, histories, tags and artifacts (tracked data)."""
-    from gitexp.report.builder import _histories
+    from gitexp.report.gather import histories as read_histories
 
     repo = _repo(path)
     target = resolve_target(repo, name_or_rev)
     with repo.batch_reader() as reader:
         (state,) = read_states(repo, [target], reader)
-        histories = _histories(repo, target, reader)
+        histories = read_histories(repo, target, reader)
         data = collect(read_pointer_files(repo, target, reader))
         # where it ran: the environment the run's tree shares with others, in the record
         record = read_environment(reader, target.rev, state.record) if state.record else {}

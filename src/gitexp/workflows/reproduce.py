@@ -14,7 +14,7 @@ import os
 import shlex
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,3 +234,24 @@ def _free_name(repo: Repo, stem: str) -> str:
     while f"{stem}-{number}".lower() in taken:
         number += 1
     return f"{stem}-{number}"
+
+
+def run_at_commit(
+    repo: Repo, rev: str, command: Sequence[str], name: str, warn: Warn
+) -> RunOutcome:
+    """Runs `command` in a temporary worktree of commit `rev` (its data checked out from the
+    shared DVC cache) and records it as a run on that commit; the workspace is untouched."""
+    original_dir = Path.cwd()
+    with _worktree(repo, rev, keep=False) as tree:
+        checkout_data(tree)
+        os.chdir(tree)
+        try:
+            request = RunRequest(command=tuple(command), name=name, message=f"on {rev[:10]}")
+            return run_experiment(Repo.discover(tree), request, warn)
+        finally:
+            os.chdir(original_dir)
+
+
+def free_name(repo: Repo, stem: str) -> str:
+    """`stem-1`, or the next number that no run has."""
+    return _free_name(repo, stem)
