@@ -330,9 +330,10 @@ def test_S5_bad_record_already_present_is_listed_with_a_warning(repo: Path, gite
 # --- S7: recovery keeps the user's later edits ------------------------------------------------
 
 
-def start_killable(repo: Path, *args: str) -> subprocess.Popen:
+def start_killable(repo: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([*GITEXP, *args], cwd=repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def wait_for(path: Path, seconds: float = 60) -> None:
@@ -403,11 +404,9 @@ def back_to_main(repo: Path) -> None:
 
 
 def test_S8_kill_during_apply_or_checkout_is_all_old_or_all_new(data_runs: Path) -> None:
-    """50 seeded random kill -9 points; after the next start, files and data are all as
-    before or all as the run, and the message says which."""
+    """A kill -9 at each journaled step, then at 50 seeded random moments: after the next
+    start, files and data are all as before or all as the run, and the message says which."""
     repo = data_runs
-    trials = 50
-    chooser = random.Random(8)
     old = state(repo)
     timings, new = {}, {}
     for command in ("apply", "checkout"):  # the complete outcome, and how long it takes
@@ -417,29 +416,38 @@ def test_S8_kill_during_apply_or_checkout_is_all_old_or_all_new(data_runs: Path)
         new[command] = state(repo)
         back_to_main(repo)
     assert new["apply"][3] == new["checkout"][3] == "weights-a" * 1000 != old[3]
-    seen: set[tuple[str, bool, bool]] = set()
-    for trial in range(trials):
-        command = ("apply", "checkout")[trial % 2]
-        proc = start_killable(repo, command, "a")
-        time.sleep(chooser.uniform(0, timings[command]))
-        os.killpg(proc.pid, signal.SIGKILL)
+
+    def recover_and_check(command: str, proc: subprocess.Popen) -> tuple[bool, str]:
         proc.communicate(timeout=60)
         shown = run_gitexp(repo, "show")
         assert shown.returncode == 0, shown.stderr
         now = state(repo)
-        assert now in (old, new[command]), (trial, command, shown.stderr)
-        recovered = "cut off" in shown.stderr
-        if recovered:  # the message says which state it ended in
-            said_new = "finished it" in shown.stderr
-            assert said_new == (now == new[command] != old), (trial, shown.stderr)
-        seen.add((command, now == old, recovered))
+        assert now in (old, new[command]), (command, shown.stderr)
+        if "cut off" in shown.stderr:  # the message says which state it ended in
+            assert ("finished it" in shown.stderr) == (now == new[command]), shown.stderr
         back_to_main(repo)
         assert state(repo) == old
-    # the kills landed before, inside and after the journaled part of both commands:
-    # an apply cut off is rolled back, a checkout cut off after git moved HEAD is finished
-    wanted = {("apply", True, True), ("apply", False, False), ("checkout", False, True),
-              ("checkout", True, False)}  # fmt: skip
-    assert wanted <= seen, seen
+        return now == old, shown.stderr
+
+    # each journaled step: an apply cut off is rolled back, a checkout cut off after git
+    # moved HEAD is finished
+    for phase, command, ends_old, said in (
+        ("apply-writing", "apply", True, "before it changed any file"),
+        ("apply-written", "apply", True, "rolled back (files and data)"),
+        ("checkout-started", "checkout", True, "before anything changed"),
+        ("checkout-moved", "checkout", False, "finished it (files and data)"),
+    ):
+        proc = start_killable(repo, command, "a", env={"GITEXP_FAULT": f"{phase}:sigkill"})
+        was_old, stderr = recover_and_check(command, proc)
+        assert was_old == ends_old and said in stderr, (phase, stderr)
+    # and anywhere: kills at random moments (git may even finish what gitexp started)
+    chooser = random.Random(8)
+    for trial in range(50):
+        command = ("apply", "checkout")[trial % 2]
+        proc = start_killable(repo, command, "a")
+        time.sleep(chooser.uniform(0, timings[command]))
+        os.killpg(proc.pid, signal.SIGKILL)
+        recover_and_check(command, proc)
 
 
 # --- S9: --force keeps what is staged ---------------------------------------------------------
