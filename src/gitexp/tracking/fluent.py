@@ -115,6 +115,7 @@ class ActiveRun:
         self.inputs: list[dict[str, Any]] = []
         self.models: dict[str, dict[str, Any]] = {}
         self.resumes: str | None = None
+        self.after_record: list[Any] = []  # registrations waiting for the run's commit
         self.status: str | None = None
         self.error: str | None = None
         self.commit: str | None = None
@@ -265,7 +266,9 @@ class ActiveRun:
         if not source.is_dir():
             raise UsageError(f"artifact folder '{local_dir}' does not exist")
         if artifact_path is None and self._inside_repo(source):
-            self._add_artifact(source, "")
+            self._add_artifact(source)
+            for child in source.iterdir():  # each entry keeps its MLflow path
+                self.artifact_paths[child.name] = os.path.abspath(child)
             return
         target = self._artifact_dir(artifact_path)
         shutil.copytree(source, target, dirs_exist_ok=True)
@@ -440,6 +443,9 @@ class ActiveRun:
             if self.parent is not None:
                 self.parent._resume()
             _last["run_id"] = self.run_id
+        if self.commit is not None:
+            for action in self.after_record:
+                action()
 
     def __enter__(self) -> ActiveRun:
         return self
