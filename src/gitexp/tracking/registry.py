@@ -227,7 +227,7 @@ class Model:
 
     def number_of(self, version: Version) -> int | None:
         for n, candidate in enumerate(self.numbered(), 1):
-            if candidate is version:
+            if (candidate.version, candidate.commit) == (version.version, version.commit):
                 return n
         return None
 
@@ -488,7 +488,7 @@ def run_of(repo: Repo, commit: str) -> str | None:
 def version_entity(repo: Repo, model: Model, version: Version, runs: dict[str, str]) -> ModelVersion:
     number = model.number_of(version)
     stages = model.stages()
-    aliases = sorted(s for s, v in stages.items() if v is version)
+    aliases = sorted(s for s, v in stages.items() if v.commit == version.commit)
     run_id = runs.get(version.commit)
     source = version.commit
     if run_id:
