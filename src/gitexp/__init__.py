@@ -46,14 +46,18 @@ _TRACKING = [
 ]
 _LAZY = {
     **dict.fromkeys(_TRACKING, "gitexp.tracking.fluent"),
-    **dict.fromkeys(["search_runs", "get_run", "get_metric_history", "diff"],
-                    "gitexp.tracking.api"),  # fmt: skip
-    **dict.fromkeys(["set_tracking_uri", "get_tracking_uri", "is_tracking_uri_set"],
-                    "gitexp.tracking.context"),  # fmt: skip
+    **dict.fromkeys(
+        ["search_runs", "get_run", "get_metric_history", "diff"], "gitexp.tracking.api"
+    ),  # fmt: skip
+    **dict.fromkeys(
+        ["set_tracking_uri", "get_tracking_uri", "is_tracking_uri_set"], "gitexp.tracking.context"
+    ),  # fmt: skip
     **dict.fromkeys(["register_model"], "gitexp.tracking.registry"),
     **dict.fromkeys(["MlflowClient"], "gitexp.tracking.client"),
-    **dict.fromkeys(["Run", "RunInfo", "RunData", "Experiment", "ViewType", "RunStatus"],
-                    "gitexp.tracking.entities"),  # fmt: skip
+    **dict.fromkeys(
+        ["Run", "RunInfo", "RunData", "Experiment", "ViewType", "RunStatus"],
+        "gitexp.tracking.entities",
+    ),  # fmt: skip
     "autolog": "gitexp.tracking.autolog",
 }
 _SUBMODULES = ("sklearn", "pyfunc", "models", "entities", "tracking")

@@ -23,8 +23,12 @@ def _schema(data: Any) -> list[dict[str, Any]] | None:
     import numpy
 
     array = numpy.asarray(data)
-    return [{"type": "tensor", "tensor-spec": {"dtype": str(array.dtype),
-                                               "shape": [-1, *array.shape[1:]]}}]  # fmt: skip
+    return [
+        {
+            "type": "tensor",
+            "tensor-spec": {"dtype": str(array.dtype), "shape": [-1, *array.shape[1:]]},
+        }
+    ]
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ def infer_signature(
     model_input: Any = None, model_output: Any = None, params: dict[str, Any] | None = None
 ) -> ModelSignature:
     """The input and output schema of a model from examples, in MLflow's format."""
-    spec = [{"name": k, "type": _TYPES.get(type(v).__name__[0], "string"), "default": v}
-            for k, v in (params or {}).items()]  # fmt: skip
+    spec = [
+        {"name": k, "type": _TYPES.get(type(v).__name__[0], "string"), "default": v}
+        for k, v in (params or {}).items()
+    ]
     return ModelSignature(_schema(model_input), _schema(model_output), spec or None)

@@ -51,8 +51,13 @@ def _version_of(repo: Any, name: str, version: str | None, source: str | None) -
 @click.argument("name")
 @click.argument("source", default="HEAD", metavar="[RUN|REV|runs:/RUN/PATH]")
 @click.option("--version", help="The version to register (v1.2.3); default: the latest bumped.")
-@click.option("--bump", type=click.Choice(["major", "minor", "patch"]), default="patch",
-              show_default=True, help="Which part of the latest version to bump.")  # fmt: skip
+@click.option(
+    "--bump",
+    type=click.Choice(["major", "minor", "patch"]),
+    default="patch",
+    show_default=True,
+    help="Which part of the latest version to bump.",
+)
 @click.option("-m", "--message", help="The tag message (default: GTO's).")
 def register(name: str, source: str, version: str | None, bump: str, message: str | None) -> None:
     """Register a new version of model NAME at a run (or any git revision)."""
@@ -62,8 +67,10 @@ def register(name: str, source: str, version: str | None, bump: str, message: st
     registry.check_name(name)
     found = registry.register(repo, name, _commit(repo, source), version, bump, message)
     state = registry.load(repo, name)
-    click.echo(f"registered {name} {found.version} (version {state.number_of(found)}) at "
-               f"{found.commit[:10]}: git tag {name}@{found.version}")  # fmt: skip
+    click.echo(
+        f"registered {name} {found.version} (version {state.number_of(found)}) at "
+        f"{found.commit[:10]}: git tag {name}@{found.version}"
+    )
 
 
 @model.command()
@@ -138,11 +145,23 @@ def list_models(show_all: bool, fmt: str | None, precision: int) -> None:
     for state in models:
         latest = state.latest()
         held = state.stages()
-        rows.append([state.name, latest.version if latest else None, len(state.registered()),
-                     *(held[s].version if s in held else None for s in stages)])  # fmt: skip
-        data.append({"name": state.name, "latest": latest.version if latest else None,
-                     "versions": len(state.registered()), "deprecated": state.deprecated,
-                     "stages": {s: v.version for s, v in held.items()}})  # fmt: skip
+        rows.append(
+            [
+                state.name,
+                latest.version if latest else None,
+                len(state.registered()),
+                *(held[s].version if s in held else None for s in stages),
+            ]
+        )
+        data.append(
+            {
+                "name": state.name,
+                "latest": latest.version if latest else None,
+                "versions": len(state.registered()),
+                "deprecated": state.deprecated,
+                "stages": {s: v.version for s, v in held.items()},
+            }
+        )
     if not rows and fmt is None:
         click.echo("no models: register one with 'gitexp model register NAME RUN'")
         return
@@ -170,9 +189,17 @@ def show(name: str, fmt: str | None, precision: int) -> None:
     for number, version in enumerate(state.numbered(), 1):
         stages = [s for s, v in held.items() if v is version]
         first = min(e.time for e in version.registrations)
-        rows.append([version.version, number, runs.get(version.commit), version.commit[:10],
-                     ", ".join(sorted(stages)) or None, iso_time(first)[:19].replace("T", " "),
-                     version.active])  # fmt: skip
+        rows.append(
+            [
+                version.version,
+                number,
+                runs.get(version.commit),
+                version.commit[:10],
+                ", ".join(sorted(stages)) or None,
+                iso_time(first)[:19].replace("T", " "),
+                version.active,
+            ]
+        )
     rows.reverse()
     data = [dict(zip(headers, row, strict=True)) for row in rows]
     click.echo(render_rows(headers, rows, fmt or "table", precision, json_data=data))

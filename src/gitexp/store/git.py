@@ -334,7 +334,9 @@ class Repo:
     def list_tags(self, *patterns: str) -> list[TagInfo]:
         """Annotated tags matching the patterns (under refs/tags/), with their commit and
         tagger, in one process; lightweight tags are left out."""
-        fmt = "%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(taggerdate:unix)%00%(taggername)%00%(taggeremail)"
+        fields = ["refname:strip=2", "objecttype", "*objectname", "taggerdate:unix",
+                  "taggername", "taggeremail"]  # fmt: skip
+        fmt = "%00".join(f"%({f})" for f in fields)
         out = self.git(
             ["for-each-ref", f"--format={fmt}", "--end-of-options",
              *(f"refs/tags/{p}" for p in patterns)]

@@ -89,9 +89,11 @@ def run_entity(
     run_name = str(record.get("run_name") or name.rsplit("/", 1)[-1])
     tags = {str(k): str(v) for k, v in (record.get("tags") or {}).items()}
     command = [str(c) for c in record.get("command") or []]
-    source = command[1] if len(command) > 1 and "python" in command[0].rsplit("/", 1)[-1] else (
-        " ".join(command)
-    )  # fmt: skip
+    source = (
+        command[1]
+        if len(command) > 1 and "python" in command[0].rsplit("/", 1)[-1]
+        else (" ".join(command))
+    )
     system = {
         "mlflow.runName": run_name,
         "mlflow.user": user,
@@ -114,8 +116,10 @@ def run_entity(
                 source_type=str(i.get("source_type", "")),
                 source=str(i.get("source", "")),
             ),
-            tags={**(i.get("tags") or {}), **({"mlflow.data.context": i["context"]}
-                                                if i.get("context") else {})},  # fmt: skip
+            tags={
+                **(i.get("tags") or {}),
+                **({"mlflow.data.context": i["context"]} if i.get("context") else {}),
+            },
         )
         for i in record.get("inputs") or []
         if isinstance(i, dict)
@@ -155,8 +159,10 @@ def _experiment_scope(
         return None
     ids: set[str] = set()
     if experiment_ids is not None:
-        ids |= {str(i) for i in ([experiment_ids] if isinstance(experiment_ids, str)
-                                 else experiment_ids)}  # fmt: skip
+        ids |= {
+            str(i)
+            for i in ([experiment_ids] if isinstance(experiment_ids, str) else experiment_ids)
+        }
     if experiment_names:
         from gitexp.store.records import run_names
         from gitexp.tracking import experiments as store
@@ -201,8 +207,16 @@ def search_runs(
     filter_string = filter if filter is not None else filter_string
     if output_format not in ("pandas", "list"):
         raise UsageError(f"output_format must be 'pandas' or 'list', not '{output_format}'")
-    runs = _search(repo := _repo(path), experiment_ids, filter_string, run_view_type,
-                   max_results, order_by, search_all_experiments, experiment_names)  # fmt: skip
+    runs = _search(
+        repo := _repo(path),
+        experiment_ids,
+        filter_string,
+        run_view_type,
+        max_results,
+        order_by,
+        search_all_experiments,
+        experiment_names,
+    )
     del repo
     if output_format == "list":
         return runs
@@ -283,8 +297,10 @@ def runs_frame(runs: Sequence[Run]) -> Any:
     metrics as floats or NaN, times as UTC datetimes)."""
     import pandas
 
-    info: dict[str, list[Any]] = {k: [] for k in ("run_id", "experiment_id", "status",
-                                                  "artifact_uri", "start_time", "end_time")}  # fmt: skip
+    info: dict[str, list[Any]] = {
+        k: []
+        for k in ("run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time")
+    }
     columns: dict[str, dict[str, list[Any]]] = {"metrics": {}, "params": {}, "tags": {}}
     nulls = {"metrics": math.nan, "params": None, "tags": None}
     for i, run in enumerate(runs):
@@ -294,8 +310,11 @@ def runs_frame(runs: Sequence[Run]) -> Any:
         info["artifact_uri"].append(run.info.artifact_uri)
         info["start_time"].append(pandas.to_datetime(run.info.start_time, unit="ms", utc=True))
         info["end_time"].append(pandas.to_datetime(run.info.end_time, unit="ms", utc=True))
-        for kind, values in (("metrics", run.data.metrics), ("params", run.data.params),
-                             ("tags", run.data.tags)):  # fmt: skip
+        for kind, values in (
+            ("metrics", run.data.metrics),
+            ("params", run.data.params),
+            ("tags", run.data.tags),
+        ):
             table = columns[kind]
             for key in table:
                 table[key].append(values.get(key, nulls[kind]))
@@ -316,8 +335,9 @@ def get_run(run_id: str, path: str | None = None) -> Run:
     target = resolve_target(repo, run_id)
     with repo.batch_reader() as reader:
         (state,) = read_states(repo, [target], reader)
-    return run_entity(repo, target.run or target.label, target.rev, state.record,
-                      state.params, state.metrics)  # fmt: skip
+    return run_entity(
+        repo, target.run or target.label, target.rev, state.record, state.params, state.metrics
+    )
 
 
 def get_metric_history(run_id: str, key: str, path: str | None = None) -> list[Metric]:

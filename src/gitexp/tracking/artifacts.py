@@ -180,15 +180,13 @@ def list_artifacts(repo: Repo, run_id: str, path: str | None = None) -> list[Fil
     if not artifact.path.startswith(str(artifact.record.get("artifact_root") or DEFAULT_ROOT)):
         return sorted(found.values(), key=lambda f: f.path)
     if not shown:  # artifacts logged where they were, beside the artifact root
-        for name in (artifact.record.get("artifacts") or {}):
+        for name in artifact.record.get("artifacts") or {}:
             if name:
                 found.setdefault(name, FileInfo(name, False, None))
     return sorted(found.values(), key=lambda f: f.path)
 
 
-def download_artifacts(
-    repo: Repo, run_id: str, path: str = "", dst_path: str | None = None
-) -> str:
+def download_artifacts(repo: Repo, run_id: str, path: str = "", dst_path: str | None = None) -> str:
     import tempfile
 
     dest = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="gitexp-artifacts-"))

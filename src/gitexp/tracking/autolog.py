@@ -85,12 +85,14 @@ def _training_metrics(estimator: Any, x: Any, y: Any) -> dict[str, float]:
         average = "weighted"
         return {
             "training_accuracy_score": metrics.accuracy_score(y, predicted),
-            "training_precision_score": metrics.precision_score(y, predicted, average=average,
-                                                                zero_division=0),
-            "training_recall_score": metrics.recall_score(y, predicted, average=average,
-                                                          zero_division=0),
+            "training_precision_score": metrics.precision_score(
+                y, predicted, average=average, zero_division=0
+            ),
+            "training_recall_score": metrics.recall_score(
+                y, predicted, average=average, zero_division=0
+            ),
             "training_f1_score": metrics.f1_score(y, predicted, average=average, zero_division=0),
-        }  # fmt: skip
+        }
     if is_regressor(estimator):
         mse = metrics.mean_squared_error(y, predicted)
         return {

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,8 +52,9 @@ class MlflowClient:
         ids = experiment_ids
         if ids is None:
             ids = [e.experiment_id for e in self.search_experiments()]
-        return api._search(repo, ids, filter_string, run_view_type, max_results, order_by,
-                           False, None)  # fmt: skip
+        return api._search(
+            repo, ids, filter_string, run_view_type, max_results, order_by, False, None
+        )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return api.get_metric_history(run_id, key, path=str(self._repo.root))
@@ -74,15 +74,26 @@ class MlflowClient:
         run_name: str | None = None,
     ) -> Run | fluent.ActiveRun:
         del start_time
-        run = fluent.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags,
-                               nested=fluent.active_run() is not None)  # fmt: skip
+        run = fluent.start_run(
+            experiment_id=experiment_id,
+            run_name=run_name,
+            tags=tags,
+            nested=fluent.active_run() is not None,
+        )
         return run
 
     def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
         return fluent._run_for(run_id).log_param(key, value)
 
-    def log_metric(self, run_id: str, key: str, value: float, timestamp: int | None = None,
-                   step: int | None = None, synchronous: bool | None = None) -> None:  # fmt: skip
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
+        synchronous: bool | None = None,
+    ) -> None:
         fluent._run_for(run_id).log_metric(key, value, step if step is not None else 0, timestamp)
 
     def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> None:
@@ -91,8 +102,14 @@ class MlflowClient:
     def delete_tag(self, run_id: str, key: str) -> None:
         fluent._run_for(run_id).delete_tag(key)
 
-    def log_batch(self, run_id: str, metrics: Sequence[Any] = (), params: Sequence[Any] = (),
-                  tags: Sequence[Any] = (), synchronous: bool | None = None) -> None:  # fmt: skip
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Any] = (),
+        params: Sequence[Any] = (),
+        tags: Sequence[Any] = (),
+        synchronous: bool | None = None,
+    ) -> None:
         run = fluent._run_for(run_id)
         for metric in metrics:
             run.log_metric(metric.key, metric.value, metric.step, metric.timestamp)
@@ -111,8 +128,9 @@ class MlflowClient:
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
         fluent._run_for(run_id).log_dict(dictionary, artifact_file)
 
-    def set_terminated(self, run_id: str, status: str | None = None,
-                       end_time: int | None = None) -> None:  # fmt: skip
+    def set_terminated(
+        self, run_id: str, status: str | None = None, end_time: int | None = None
+    ) -> None:
         fluent._run_for(run_id).end(status or "FINISHED")
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
@@ -132,8 +150,9 @@ class MlflowClient:
         return run_names(self._repo)[0]
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        found = experiments.find(self._repo, experiment_id=str(experiment_id),
-                                 run_names=self._run_names())  # fmt: skip
+        found = experiments.find(
+            self._repo, experiment_id=str(experiment_id), run_names=self._run_names()
+        )
         if found is None:
             raise UsageError(f"no experiment with id '{experiment_id}'")
         return found
@@ -141,10 +160,14 @@ class MlflowClient:
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         return experiments.find(self._repo, name=name, run_names=self._run_names())
 
-    def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY,
-                           max_results: int | None = None, filter_string: str | None = None,
-                           order_by: list[str] | None = None,
-                           page_token: str | None = None) -> list[Experiment]:  # fmt: skip
+    def search_experiments(
+        self,
+        view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int | None = None,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> list[Experiment]:
         del page_token
         if self._path is None:
             return fluent.search_experiments(view_type, max_results, filter_string, order_by)
@@ -155,11 +178,13 @@ class MlflowClient:
         finally:
             context._state["uri"] = previous
 
-    def create_experiment(self, name: str, artifact_location: str | None = None,
-                          tags: dict[str, Any] | None = None) -> str:  # fmt: skip
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+    ) -> str:
         tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
-        return experiments.create(self._repo, name, tag_map, artifact_location,
-                                  self._run_names()).experiment_id  # fmt: skip
+        return experiments.create(
+            self._repo, name, tag_map, artifact_location, self._run_names()
+        ).experiment_id
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         self.get_experiment(experiment_id)
@@ -167,8 +192,9 @@ class MlflowClient:
 
     # --- the model registry ---------------------------------------------------------------
 
-    def create_registered_model(self, name: str, tags: dict[str, Any] | None = None,
-                                description: str | None = None) -> RegisteredModel:  # fmt: skip
+    def create_registered_model(
+        self, name: str, tags: dict[str, Any] | None = None, description: str | None = None
+    ) -> RegisteredModel:
         """In GTO's registry a model exists once a version is registered; this checks the
         name and returns the model (empty until then)."""
         registry.check_name(name)
@@ -180,22 +206,35 @@ class MlflowClient:
             raise UsageError(f"no registered model named '{name}'")
         return registry.model_entity(self._repo, model)
 
-    def search_registered_models(self, filter_string: str | None = None,
-                                 max_results: int = 100, order_by: Any = None,
-                                 page_token: str | None = None) -> list[RegisteredModel]:  # fmt: skip
+    def search_registered_models(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: Any = None,
+        page_token: str | None = None,
+    ) -> list[RegisteredModel]:
         from gitexp.tracking import filters
 
         clauses = filters.parse(filter_string)
         repo = self._repo
         found = [registry.model_entity(repo, m) for m in registry.load_all(repo)]
-        found = [m for m in found
-                 if filters.matches(clauses, lambda k, m=m: m.name if k.name == "name" else None)]  # fmt: skip
+        found = [
+            m
+            for m in found
+            if filters.matches(clauses, lambda k, m=m: m.name if k.name == "name" else None)
+        ]
         return found[:max_results]
 
-    def create_model_version(self, name: str, source: str, run_id: str | None = None,
-                             tags: dict[str, Any] | None = None, run_link: str | None = None,
-                             description: str | None = None,
-                             await_creation_for: int = 0) -> ModelVersion:  # fmt: skip
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        run_link: str | None = None,
+        description: str | None = None,
+        await_creation_for: int = 0,
+    ) -> ModelVersion:
         uri = source if source.startswith("runs:") or run_id is None else f"runs:/{run_id}"
         previous = context._state["uri"]
         if self._path is not None:
@@ -222,14 +261,19 @@ class MlflowClient:
         runs = registry._runs_by_commit(repo)
         if stages:
             held = model.stages()
-            return [registry.version_entity(repo, model, held[s], runs) for s in stages
-                    if s in held]  # fmt: skip
+            return [
+                registry.version_entity(repo, model, held[s], runs) for s in stages if s in held
+            ]
         latest = model.latest()
         return [registry.version_entity(repo, model, latest, runs)] if latest else []
 
-    def search_model_versions(self, filter_string: str | None = None,
-                              max_results: int = 10_000, order_by: Any = None,
-                              page_token: str | None = None) -> list[ModelVersion]:  # fmt: skip
+    def search_model_versions(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 10_000,
+        order_by: Any = None,
+        page_token: str | None = None,
+    ) -> list[ModelVersion]:
         from gitexp.tracking import filters
 
         clauses = filters.parse(filter_string)
@@ -243,8 +287,13 @@ class MlflowClient:
         ]
 
         def lookup(v: ModelVersion, key: filters.Key) -> Any:
-            return {"name": v.name, "run_id": v.run_id, "version": v.version, "source": v.source,
-                    "version_number": v.version}.get(key.name)  # fmt: skip
+            return {
+                "name": v.name,
+                "run_id": v.run_id,
+                "version": v.version,
+                "source": v.source,
+                "version_number": v.version,
+            }.get(key.name)
 
         found = [v for v in found if filters.matches(clauses, lambda k, v=v: lookup(v, k))]
         return found[:max_results]
@@ -261,8 +310,9 @@ class MlflowClient:
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return self.get_model_version(name, "@" + alias)
 
-    def transition_model_version_stage(self, name: str, version: str | int, stage: str,
-                                       archive_existing_versions: bool = False) -> ModelVersion:  # fmt: skip
+    def transition_model_version_stage(
+        self, name: str, version: str | int, stage: str, archive_existing_versions: bool = False
+    ) -> ModelVersion:
         """MLflow's legacy stages as GTO stages (lower case: 'Production' -> 'production')."""
         repo = self._repo
         _, found = registry.resolve(repo, name, str(version))
@@ -276,6 +326,3 @@ class MlflowClient:
 
     def get_model_version_download_uri(self, name: str, version: str | int) -> str:
         return f"models:/{name}/{version}"
-
-
-

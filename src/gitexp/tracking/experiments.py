@@ -70,7 +70,9 @@ def _entity(repo: Repo, experiment_id: str, meta: dict) -> Experiment:
     return Experiment(
         experiment_id=experiment_id,
         name=str(meta.get("name") or experiment_id),
-        artifact_location=str(meta.get("artifact_location") or artifact_location(repo, experiment_id)),
+        artifact_location=str(
+            meta.get("artifact_location") or artifact_location(repo, experiment_id)
+        ),
         tags={str(k): str(v) for k, v in tags.items()},
         creation_time=meta.get("creation_time"),
         last_update_time=meta.get("last_update_time", meta.get("creation_time")),
@@ -90,8 +92,13 @@ def list_experiments(repo: Repo, run_names: Iterable[str] = ()) -> list[Experime
     return found
 
 
-def find(repo: Repo, *, name: str | None = None, experiment_id: str | None = None,
-         run_names: Iterable[str] = ()) -> Experiment | None:  # fmt: skip
+def find(
+    repo: Repo,
+    *,
+    name: str | None = None,
+    experiment_id: str | None = None,
+    run_names: Iterable[str] = (),
+) -> Experiment | None:
     for experiment in list_experiments(repo, run_names):
         if experiment_id is not None and experiment.experiment_id == str(experiment_id):
             return experiment
@@ -106,14 +113,26 @@ def write(repo: Repo, experiment_id: str, meta: dict, old_oid: str | None = None
     ref = EXPERIMENTS_PREFIX + experiment_id
     zero = "0" * 40
     repo.git(
-        ["update-ref", "-m", "gitexp experiment", "--end-of-options", ref, blob["meta"],
-         old_oid or zero],
+        [
+            "update-ref",
+            "-m",
+            "gitexp experiment",
+            "--end-of-options",
+            ref,
+            blob["meta"],
+            old_oid or zero,
+        ],
         write=True,
-    )  # fmt: skip
+    )
 
 
-def create(repo: Repo, name: str, tags: dict[str, str] | None = None,
-           location: str | None = None, run_names: Iterable[str] = ()) -> Experiment:  # fmt: skip
+def create(
+    repo: Repo,
+    name: str,
+    tags: dict[str, str] | None = None,
+    location: str | None = None,
+    run_names: Iterable[str] = (),
+) -> Experiment:
     """A new experiment; its name must be new."""
     run_names = list(run_names)
     if name == DEFAULT_NAME or find(repo, name=name, run_names=run_names):

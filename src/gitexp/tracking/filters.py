@@ -21,14 +21,33 @@ from typing import Any
 from gitexp.errors import UsageError
 
 ATTRIBUTES = {
-    "run_id", "run_name", "status", "start_time", "end_time", "user_id", "artifact_uri",
-    "experiment_id", "lifecycle_stage", "created", "created_at", "name",
-}  # fmt: skip
+    "run_id",
+    "run_name",
+    "status",
+    "start_time",
+    "end_time",
+    "user_id",
+    "artifact_uri",
+    "experiment_id",
+    "lifecycle_stage",
+    "created",
+    "created_at",
+    "name",
+}
 _PREFIXES = {
-    "metrics": "metrics", "metric": "metrics", "params": "params", "param": "params",
-    "parameters": "params", "parameter": "params", "tags": "tags", "tag": "tags",
-    "attributes": "attributes", "attribute": "attributes", "attr": "attributes", "run": "attributes",
-}  # fmt: skip
+    "metrics": "metrics",
+    "metric": "metrics",
+    "params": "params",
+    "param": "params",
+    "parameters": "params",
+    "parameter": "params",
+    "tags": "tags",
+    "tag": "tags",
+    "attributes": "attributes",
+    "attribute": "attributes",
+    "attr": "attributes",
+    "run": "attributes",
+}
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)

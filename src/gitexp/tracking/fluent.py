@@ -64,9 +64,9 @@ def _check_key(key: Any, what: str) -> str:
 
 
 def _check_metric(key: str, value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy and torch scalars
-            value = value.item()
+    plain = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not plain and hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy, torch
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f"metric '{key}' must be a number, not {type(value).__name__}")
     return value
@@ -308,7 +308,9 @@ class ActiveRun:
         elif hasattr(figure, "write_html"):  # plotly
             figure.write_html(str(path)) if path.suffix == ".html" else figure.write_image(path)
         else:
-            raise UsageError(f"log_figure takes a matplotlib or plotly figure, not {type(figure).__name__}")
+            raise UsageError(
+                f"log_figure takes a matplotlib or plotly figure, not {type(figure).__name__}"
+            )
         self._add_artifact(path)
 
     def log_image(
@@ -631,16 +633,27 @@ def start_run(
         existing = run_names(repo)[0]
         group = exp.experiment_id + "/" if exp and exp.experiment_id != "0" else ""
         in_group = [n[len(group) :] for n in existing if n.startswith(group)]
-        base = _leaf(run_name) if run_name else (
-            f"{resumed.info.run_name}-resumed" if resumed else generate_name(existing)
-        )  # fmt: skip
+        base = (
+            _leaf(run_name)
+            if run_name
+            else (f"{resumed.info.run_name}-resumed" if resumed else generate_name(existing))
+        )
         leaf = _unique(base, in_group if group else existing)
     with _lock:
         if parent is not None:
             parent._suspend()
         try:
-            run = ActiveRun(leaf, None, None, exp, dir, parent, run_name=run_name,
-                            description=description, root=repo.root)  # fmt: skip
+            run = ActiveRun(
+                leaf,
+                None,
+                None,
+                exp,
+                dir,
+                parent,
+                run_name=run_name,
+                description=description,
+                root=repo.root,
+            )
             if not run.joined:
                 _check_recordable(repo, run.name)
         except BaseException:
@@ -677,11 +690,21 @@ def _continue_from(run: ActiveRun, repo: Any, old: Run) -> None:
     run.tags.update(record.get("tags") or {})
     run.resumes = old.info.run_id
     with repo.batch_reader() as reader:
-        listing = repo.git(["ls-tree", "-r", "-z", "--name-only", old.rev or "", "--",
-                            f"{DEFAULT_DIR}/plots/metrics"]).stdout  # fmt: skip
+        listing = repo.git(
+            [
+                "ls-tree",
+                "-r",
+                "-z",
+                "--name-only",
+                old.rev or "",
+                "--",
+                f"{DEFAULT_DIR}/plots/metrics",
+            ]
+        ).stdout
         paths = [p for p in listing.decode().split("\0") if p.endswith(".tsv")]
-        for path, data in zip(paths, reader.read_many([f"{old.rev}:{p}" for p in paths]),
-                              strict=True):  # fmt: skip
+        for path, data in zip(
+            paths, reader.read_many([f"{old.rev}:{p}" for p in paths]), strict=True
+        ):
             if data is not None:
                 target = run.dir / "plots" / "metrics" / Path(path).name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -809,9 +832,13 @@ def search_experiments(
     def lookup(e: Experiment, key: filters.Key) -> Any:
         if key.kind == "tags":
             return e.tags.get(key.name)
-        return {"name": e.name, "experiment_id": e.experiment_id,
-                "creation_time": e.creation_time, "last_update_time": e.last_update_time,
-                "lifecycle_stage": e.lifecycle_stage}.get(key.name)  # fmt: skip
+        return {
+            "name": e.name,
+            "experiment_id": e.experiment_id,
+            "creation_time": e.creation_time,
+            "last_update_time": e.last_update_time,
+            "lifecycle_stage": e.lifecycle_stage,
+        }.get(key.name)
 
     found = [e for e in found if filters.matches(clauses, lambda k, e=e: lookup(e, k))]
     for key, descending in reversed(filters.parse_order_by(order_by)):

@@ -85,8 +85,9 @@ class GitexpStore(AbstractStore):
         info = run.info
         inputs = [
             ml.DatasetInput(
-                ml.Dataset(d.dataset.name, d.dataset.digest, d.dataset.source_type,
-                           d.dataset.source),  # fmt: skip
+                ml.Dataset(
+                    d.dataset.name, d.dataset.digest, d.dataset.source_type, d.dataset.source
+                ),
                 [ml.InputTag(k, v) for k, v in d.tags.items()],
             )
             for d in run.inputs.dataset_inputs
@@ -107,7 +108,9 @@ class GitexpStore(AbstractStore):
                 run_name=info.run_name,
             ),
             ml.RunData(
-                metrics=[ml.Metric(k, v, info.end_time or 0, 0) for k, v in run.data.metrics.items()],
+                metrics=[
+                    ml.Metric(k, v, info.end_time or 0, 0) for k, v in run.data.metrics.items()
+                ],
                 params=[ml.Param(k, v) for k, v in run.data.params.items()],
                 tags=[ml.RunTag(k, v) for k, v in tags.items()],
             ),
@@ -127,11 +130,17 @@ class GitexpStore(AbstractStore):
 
     # --- experiments ----------------------------------------------------------------------
 
-    def search_experiments(self, view_type: int = 1, max_results: int = 1000,
-                           filter_string: str | None = None, order_by: Any = None,
-                           page_token: Any = None) -> PagedList:  # fmt: skip
-        found = self._call(fluent.search_experiments, view_type, max_results, filter_string,
-                           order_by)  # fmt: skip
+    def search_experiments(
+        self,
+        view_type: int = 1,
+        max_results: int = 1000,
+        filter_string: str | None = None,
+        order_by: Any = None,
+        page_token: Any = None,
+    ) -> PagedList:
+        found = self._call(
+            fluent.search_experiments, view_type, max_results, filter_string, order_by
+        )
         return PagedList([self._experiment(e) for e in found], None)
 
     def get_experiment(self, experiment_id: str) -> ml.Experiment:
@@ -147,17 +156,35 @@ class GitexpStore(AbstractStore):
     def get_run(self, run_id: str) -> ml.Run:
         return self._run(self._call(api.get_run, from_mlflow_id(run_id), str(self.repo.root)))
 
-    def _search_runs(self, experiment_ids: Any, filter_string: str, run_view_type: int,
-                     max_results: int, order_by: Any, page_token: Any) -> tuple[list, None]:  # fmt: skip
+    def _search_runs(
+        self,
+        experiment_ids: Any,
+        filter_string: str,
+        run_view_type: int,
+        max_results: int,
+        order_by: Any,
+        page_token: Any,
+    ) -> tuple[list, None]:
         ids = [from_mlflow_id(str(i)) for i in experiment_ids or []]
-        runs = self._call(api._search, self.repo, ids, filter_string, run_view_type,
-                          max_results, order_by, not ids, None)  # fmt: skip
+        runs = self._call(
+            api._search,
+            self.repo,
+            ids,
+            filter_string,
+            run_view_type,
+            max_results,
+            order_by,
+            not ids,
+            None,
+        )
         return [self._run(r) for r in runs], None
 
-    def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
-                           page_token: Any = None) -> PagedList:  # fmt: skip
-        history = self._call(api.get_metric_history, from_mlflow_id(run_id), metric_key,
-                             str(self.repo.root))  # fmt: skip
+    def get_metric_history(
+        self, run_id: str, metric_key: str, max_results: int | None = None, page_token: Any = None
+    ) -> PagedList:
+        history = self._call(
+            api.get_metric_history, from_mlflow_id(run_id), metric_key, str(self.repo.root)
+        )
         metrics = [ml.Metric(m.key, m.value, m.timestamp, m.step) for m in history]
         return PagedList(metrics[:max_results] if max_results else metrics, None)
 
@@ -198,8 +225,9 @@ class GitexpArtifactRepository(ArtifactRepository):
     """A run's artifacts from its commit and DVC's cache; the URI is
     `gitexp:///path/to/repo?run=<run name>`."""
 
-    def __init__(self, artifact_uri: str, tracking_uri: str | None = None,
-                 registry_uri: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
+    ) -> None:
         super().__init__(artifact_uri)
         parsed = urlparse(artifact_uri)
         run = parse_qs(parsed.query).get("run")
@@ -229,8 +257,9 @@ class GitexpArtifactRepository(ArtifactRepository):
     def _download_file(self, remote_file_path: str, local_path: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                got = artifacts.download_artifacts(self.repo, self.run_id,
-                                                   self._sub(remote_file_path), tmp)  # fmt: skip
+                got = artifacts.download_artifacts(
+                    self.repo, self.run_id, self._sub(remote_file_path), tmp
+                )
             except GitexpError as exc:
                 raise _not_found(str(exc)) from None
             shutil.copyfile(got, local_path)

@@ -58,11 +58,18 @@ def _example_json(example: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """An input example as MLflow saves it, and the MLmodel's description of it."""
     if hasattr(example, "to_dict") and hasattr(example, "columns"):  # a DataFrame
         data = json.loads(example.to_json(orient="split", index=False))
-        return data, {"artifact_path": "input_example.json", "type": "dataframe",
-                      "pandas_orient": "split", "serving_input_path": "serving_input_example.json"}  # fmt: skip
+        return data, {
+            "artifact_path": "input_example.json",
+            "type": "dataframe",
+            "pandas_orient": "split",
+            "serving_input_path": "serving_input_example.json",
+        }
     if hasattr(example, "tolist"):  # numpy
-        return {"inputs": example.tolist()}, {"artifact_path": "input_example.json",
-                                              "type": "ndarray", "format": "tf-serving"}  # fmt: skip
+        return {"inputs": example.tolist()}, {
+            "artifact_path": "input_example.json",
+            "type": "ndarray",
+            "format": "tf-serving",
+        }
     return {"inputs": example}, {"artifact_path": "input_example.json", "type": "json_object"}
 
 
@@ -98,19 +105,33 @@ def save_model(
     with open(target / PICKLE, "wb") as fh:
         pickler.dump(model, fh)
     python = platform.python_version()
-    requirements = list(pip_requirements or default_requirements(
-        [flavor_version[1]] if flavor_version else []))  # fmt: skip
+    requirements = list(
+        pip_requirements or default_requirements([flavor_version[1]] if flavor_version else [])
+    )
     requirements += list(extra_pip_requirements or [])
     (target / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
     import yaml
 
-    (target / "python_env.yaml").write_text(yaml.safe_dump(
-        {"python": python, "build_dependencies": [f"pip=={_version('pip') or ''}".rstrip("=")],
-         "dependencies": ["-r requirements.txt"]}, sort_keys=False))  # fmt: skip
-    (target / "conda.yaml").write_text(yaml.safe_dump(
-        {"channels": ["conda-forge"], "dependencies": [f"python={python}", "pip",
-                                                       {"pip": requirements}],
-         "name": "mlflow-env"}, sort_keys=False))  # fmt: skip
+    (target / "python_env.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "python": python,
+                "build_dependencies": [f"pip=={_version('pip') or ''}".rstrip("=")],
+                "dependencies": ["-r requirements.txt"],
+            },
+            sort_keys=False,
+        )
+    )
+    (target / "conda.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "channels": ["conda-forge"],
+                "dependencies": [f"python={python}", "pip", {"pip": requirements}],
+                "name": "mlflow-env",
+            },
+            sort_keys=False,
+        )
+    )
     flavor_conf: dict[str, Any] = {
         "pickled_model": PICKLE,
         "serialization_format": serialization_format,
@@ -165,8 +186,9 @@ def log_model(
     artifact_path = (name or artifact_path or "model").strip("/")
     run = fluent._current()
     target = run._artifact_dir(None) / artifact_path
-    mlmodel = save_model(model, target, flavor=flavor, run_id=run.run_id,
-                         artifact_path=artifact_path, **kwargs)  # fmt: skip
+    mlmodel = save_model(
+        model, target, flavor=flavor, run_id=run.run_id, artifact_path=artifact_path, **kwargs
+    )
     run._add_artifact(target)
     run.models[artifact_path] = {
         "flavors": sorted(mlmodel["flavors"]),
@@ -192,8 +214,10 @@ def _register_logged(run_id: str, artifact_path: str, model_name: str) -> None:
     from gitexp.tracking.registry import register_model
 
     version = register_model(f"runs:/{run_id}/{artifact_path}", model_name)
-    print(f"Registered model '{model_name}' version {version.version} "
-          f"(git tag {model_name}@{version.semver})")  # fmt: skip
+    print(
+        f"Registered model '{model_name}' version {version.version} "
+        f"(git tag {model_name}@{version.semver})"
+    )
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -216,7 +240,7 @@ def fetch(model_uri: str, dst_path: str | None = None) -> LocalModel:
 
     if not isinstance(model_uri, str):
         model_uri = str(model_uri)
-    local = Path(model_uri[len("file://"):] if model_uri.startswith("file://") else model_uri)
+    local = Path(model_uri[len("file://") :] if model_uri.startswith("file://") else model_uri)
     if "://" not in model_uri and ":/" not in model_uri and local.exists():
         return LocalModel(local, _read_mlmodel(local))
     repo = Repo.discover(context.tracking_path())
@@ -294,7 +318,7 @@ class PyFuncModel:
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         del params
-        conf = (self.metadata.flavors.get("python_function") or {})
+        conf = self.metadata.flavors.get("python_function") or {}
         method = getattr(self._model, str(conf.get("predict_fn") or "predict"))
         return method(data)
 

@@ -17,32 +17,15 @@ Reading one model is one `git for-each-ref` over its tags: about 30 ms for 10,00
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitexp.core.gto import NAME_RE, STAGE_RE, TAG_RE, VERSION_RE, semver_key
 from gitexp.errors import StateError, UsageError
 from gitexp.store.git import Repo, TagInfo
 from gitexp.tracking.entities import ModelVersion, RegisteredModel
 
-# GTO's grammar (gto/constants.py, GTO 1.10).
-_NAME = r"[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?"
-_SEMVER = (
-    r"(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    r"(?:-(?P<prerelease>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
-    r"(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+(?P<buildmetadata>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
-)
-_FULLNAME = rf"(?P<dirname>[a-zA-Z0-9-_./]+:)?(?P<name>{_NAME})"
-NAME_RE = re.compile(f"^{_FULLNAME}$")
-STAGE_RE = re.compile(f"^{_NAME}$")
-VERSION_RE = re.compile(f"^v{_SEMVER}$")
-TAG_RE = re.compile(
-    f"^(?P<artifact>{_FULLNAME.replace(':', '=')})"
-    rf"(((#(?P<stage>{_NAME})|@(?P<version>v{_SEMVER}))(?P<cancel>!?))"
-    r"|@((?P<deprecated>deprecated)|(?P<created>created)))(#(?P<counter>[0-9]+))?$"
-)
 FALLBACK_TAGGER = ("gitexp", "gitexp@localhost")
 
 
@@ -83,17 +66,6 @@ def _tag_name(name: str) -> str:
     return name.replace(":", "=")
 
 
-def _semver_key(version: str) -> tuple[Any, ...]:
-    match = VERSION_RE.match(version)
-    if not match:
-        return (-1,)
-    pre = match["prerelease"]
-    # A release sorts after its prereleases (semver's rule); prerelease parts compare
-    # numerically when numeric.
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in (pre or "").split("."))
-    return (int(match["major"]), int(match["minor"]), int(match["patch"]), pre is None, parts)
-
-
 @dataclass(frozen=True)
 class Event:
     action: str  # register, deregister, assign, unassign, deprecate
@@ -113,8 +85,14 @@ def parse_tag(tag: TagInfo) -> tuple[str, Event] | None:
         return None
     artifact = match["artifact"].replace("=", ":")
     counter = int(match["counter"]) if match["counter"] else None
-    common = {"tag": tag.name, "time": tag.time, "commit": tag.commit, "tagger": tag.tagger,
-              "email": tag.email, "counter": counter}  # fmt: skip
+    common = {
+        "tag": tag.name,
+        "time": tag.time,
+        "commit": tag.commit,
+        "tagger": tag.tagger,
+        "email": tag.email,
+        "counter": counter,
+    }
     if match["deprecated"]:
         return artifact, Event("deprecate", **common)
     if match["version"]:
@@ -175,8 +153,11 @@ class Model:
             if event.action in ("register", "deregister"):
                 version = model.find(version=event.version, commit=event.commit, create=True)
                 assert version is not None
-                kind = version.registrations if event.action == "register" else (
-                    version.deregistrations)  # fmt: skip
+                kind = (
+                    version.registrations
+                    if event.action == "register"
+                    else (version.deregistrations)
+                )
                 kind.append(event)
         for event in model.events:
             if event.action in ("assign", "unassign"):
@@ -185,12 +166,14 @@ class Model:
                 version.stages.setdefault(event.stage, []).append(event)
         return model
 
-    def find(self, version: str | None = None, commit: str | None = None,
-             create: bool = False) -> Version | None:  # fmt: skip
+    def find(
+        self, version: str | None = None, commit: str | None = None, create: bool = False
+    ) -> Version | None:
         found = [
-            v for v in self.versions
+            v
+            for v in self.versions
             if (version is None or v.version == version) and (commit is None or v.commit == commit)
-        ]  # fmt: skip
+        ]
         if not found and create:
             assert commit is not None
             self.versions.append(Version(version or commit, commit))
@@ -212,7 +195,7 @@ class Model:
     def registered(self, active_only: bool = True) -> list[Version]:
         """Registered versions, highest semver first."""
         found = [v for v in self.versions if v.registered and (v.active or not active_only)]
-        return sorted(found, key=lambda v: _semver_key(v.version), reverse=True)
+        return sorted(found, key=lambda v: semver_key(v.version), reverse=True)
 
     def latest(self) -> Version | None:
         found = self.registered()
@@ -222,8 +205,9 @@ class Model:
         """MLflow's integer versions: registered versions in the order they were first
         registered (a deregistered version keeps its number)."""
         found = [v for v in self.versions if v.registered]
-        return sorted(found, key=lambda v: (min(e.time for e in v.registrations),
-                                            _semver_key(v.version)))  # fmt: skip
+        return sorted(
+            found, key=lambda v: (min(e.time for e in v.registrations), semver_key(v.version))
+        )
 
     def number_of(self, version: Version) -> int | None:
         for n, candidate in enumerate(self.numbered(), 1):
@@ -294,9 +278,7 @@ def register(
     model = load(repo, name)
     existing = model.find(commit=commit)
     if existing is not None and existing.registered and existing.active:
-        raise StateError(
-            f"'{name}' already has version {existing.version} at commit {commit[:10]}"
-        )
+        raise StateError(f"'{name}' already has version {existing.version} at commit {commit[:10]}")
     if version is not None:
         if not VERSION_RE.match(version):
             raise UsageError(f"version '{version}' is not valid: write v1.0.0")
@@ -310,8 +292,11 @@ def register(
             m = VERSION_RE.match(latest.version)
             assert m is not None
             major, minor, patch = int(m["major"]), int(m["minor"]), int(m["patch"])
-            version = {"major": f"v{major + 1}.0.0", "minor": f"v{major}.{minor + 1}.0",
-                       "patch": f"v{major}.{minor}.{patch + 1}"}[bump]  # fmt: skip
+            version = {
+                "major": f"v{major + 1}.0.0",
+                "minor": f"v{major}.{minor + 1}.0",
+                "patch": f"v{major}.{minor}.{patch + 1}",
+            }[bump]
             if model.find(version=version) is not None:
                 raise StateError(
                     f"version {version} of '{name}' was registered before: give --version"
@@ -331,8 +316,13 @@ def deregister(repo: Repo, name: str, version: str) -> None:
         raise UsageError(f"'{name}' has no version {version}")
     if not found.active:
         raise StateError(f"version {version} of '{name}' was deregistered already")
-    _write(repo, model, f"{_tag_name(name)}@{version}!", found.commit,
-           f"Deregistering artifact {name} version {version}")  # fmt: skip
+    _write(
+        repo,
+        model,
+        f"{_tag_name(name)}@{version}!",
+        found.commit,
+        f"Deregistering artifact {name} version {version}",
+    )
 
 
 def assign(repo: Repo, name: str, stage: str, version: Version, exclusive: bool = False) -> str:
@@ -344,11 +334,21 @@ def assign(repo: Repo, name: str, stage: str, version: Version, exclusive: bool 
     if holder is not None and holder.commit == version.commit:
         return ""
     if exclusive and holder is not None:
-        _write(repo, model, f"{_tag_name(name)}#{stage}!#{model.max_counter + 1}", holder.commit,
-               f"Unassigning stage '{stage}' to artifact '{name}' version '{holder.version}'")  # fmt: skip
+        _write(
+            repo,
+            model,
+            f"{_tag_name(name)}#{stage}!#{model.max_counter + 1}",
+            holder.commit,
+            f"Unassigning stage '{stage}' to artifact '{name}' version '{holder.version}'",
+        )
     tag = f"{_tag_name(name)}#{stage}#{model.max_counter + 1}"
-    _write(repo, model, tag, version.commit,
-           f"Assigning stage {stage} to artifact {name} version {version.version}")  # fmt: skip
+    _write(
+        repo,
+        model,
+        tag,
+        version.commit,
+        f"Assigning stage {stage} to artifact {name} version {version.version}",
+    )
     return tag
 
 
@@ -358,8 +358,13 @@ def unassign(repo: Repo, name: str, stage: str, version: Version | None = None) 
     if holder is None or stage not in holder.active_stages():
         raise UsageError(f"stage '{stage}' of '{name}' is not assigned")
     tag = f"{_tag_name(name)}#{stage}!#{model.max_counter + 1}"
-    _write(repo, model, tag, holder.commit,
-           f"Unassigning stage '{stage}' to artifact '{name}' version '{holder.version}'")  # fmt: skip
+    _write(
+        repo,
+        model,
+        tag,
+        holder.commit,
+        f"Unassigning stage '{stage}' to artifact '{name}' version '{holder.version}'",
+    )
     return tag
 
 
@@ -414,7 +419,9 @@ def _split_models_uri(uri: str) -> tuple[str, str]:
         name, alias = body.rsplit("@", 1)
         return name, "@" + alias
     if "/" not in body:
-        raise UsageError(f"invalid URI '{uri}': write models:/<name>/<version> or models:/<name>@<alias>")
+        raise UsageError(
+            f"invalid URI '{uri}': write models:/<name>/<version> or models:/<name>@<alias>"
+        )
     name, ref = body.rsplit("/", 1)
     return name, ref
 
@@ -428,8 +435,12 @@ def locate_model(repo: Repo, uri: str) -> Any:
     _, version = resolve(repo, name, ref)
     record = record_at(repo, version.commit)
     path = _model_path(repo, name, version, record)
-    return RunArtifact(run_of(repo, version.commit) or version.commit, version.commit, record,
-                       repo_path(record, path) if record else path)  # fmt: skip
+    return RunArtifact(
+        run_of(repo, version.commit) or version.commit,
+        version.commit,
+        record,
+        repo_path(record, path) if record else path,
+    )
 
 
 def _model_path(repo: Repo, name: str, version: Version, record: dict[str, Any]) -> str:
@@ -439,20 +450,27 @@ def _model_path(repo: Repo, name: str, version: Version, record: dict[str, Any])
             if line.startswith("Model-Path: "):
                 return line[len("Model-Path: ") :].strip()
     models = record.get("models") if isinstance(record.get("models"), dict) else {}
-    named = [p for p, m in models.items() if isinstance(m, dict)
-             and m.get("registered_model_name") == name]  # fmt: skip
+    named = [
+        p
+        for p, m in models.items()
+        if isinstance(m, dict) and m.get("registered_model_name") == name
+    ]
     if len(named) == 1:
         return named[0]
     if len(models) == 1:
         return next(iter(models))
     if models:
-        raise UsageError(f"the run of {name} {version.version} has several models "
-                         f"({', '.join(models)}): load it with runs:/<run>/<path>")  # fmt: skip
+        raise UsageError(
+            f"the run of {name} {version.version} has several models "
+            f"({', '.join(models)}): load it with runs:/<run>/<path>"
+        )
     annotated = _annotation_path(repo, version.commit, name)
     if annotated:
         return annotated
-    raise UsageError(f"{name} {version.version} is at commit {version.commit[:10]}, which has no "
-                     "logged model and no artifacts.yaml entry for it")  # fmt: skip
+    raise UsageError(
+        f"{name} {version.version} is at commit {version.commit[:10]}, which has no "
+        "logged model and no artifacts.yaml entry for it"
+    )
 
 
 def _tag_message(repo: Repo, tag: str) -> str:
@@ -485,7 +503,9 @@ def run_of(repo: Repo, commit: str) -> str | None:
     return None
 
 
-def version_entity(repo: Repo, model: Model, version: Version, runs: dict[str, str]) -> ModelVersion:
+def version_entity(
+    repo: Repo, model: Model, version: Version, runs: dict[str, str]
+) -> ModelVersion:
     number = model.number_of(version)
     stages = model.stages()
     aliases = sorted(s for s, v in stages.items() if v.commit == version.commit)
@@ -495,7 +515,8 @@ def version_entity(repo: Repo, model: Model, version: Version, runs: dict[str, s
         from gitexp.tracking.artifacts import record_at
 
         try:
-            source = f"runs:/{run_id}/{_model_path(repo, model.name, version, record_at(repo, version.commit))}"
+            path = _model_path(repo, model.name, version, record_at(repo, version.commit))
+            source = f"runs:/{run_id}/{path}"
         except UsageError:
             source = f"runs:/{run_id}"
     first = min((e.time for e in version.registrations), default=version.created)
@@ -574,8 +595,10 @@ def register_model(
         record = record_at(repo, commit)
         models = record.get("models") if isinstance(record.get("models"), dict) else {}
         if path and models and path not in models:
-            raise UsageError(f"run '{model_uri}' has no logged model at '{path}' "
-                             f"(it has {', '.join(models) or 'none'})")  # fmt: skip
+            raise UsageError(
+                f"run '{model_uri}' has no logged model at '{path}' "
+                f"(it has {', '.join(models) or 'none'})"
+            )
         if path and len(models) > 1:  # which of the run's models: said in the tag message
             message = f"Registering artifact {name} version {{version}}\n\nModel-Path: {path}"
         latest = model.latest()
