@@ -46,7 +46,11 @@ def _wrap(fit: Any) -> Any:
         if depth == 0:  # the estimator the user called, not the ones it fits inside
             x = args[0] if args else kwargs.get("X")
             y = args[1] if len(args) > 1 else kwargs.get("y")
-            _log(self, x, y)
+            _state.depth = 1  # scoring fits helpers (a LabelEncoder): not the user's fit
+            try:
+                _log(self, x, y)
+            finally:
+                _state.depth = 0
         return result
 
     return logged_fit

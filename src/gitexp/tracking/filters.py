@@ -199,6 +199,11 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         return _equal(left, right)
     if op == "!=":
         return not _equal(left, right)
+    if isinstance(left, str) and isinstance(right, (int, float)):
+        try:  # a param is a string in MLflow; `params.lr > 0.01` compares it as a number
+            left = float(left)
+        except ValueError:
+            return False
     if isinstance(left, (int, float)) and isinstance(right, (int, float)):
         if isinstance(left, float) and math.isnan(left):
             return False
