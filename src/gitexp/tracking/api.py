@@ -101,6 +101,8 @@ def run_entity(
         "mlflow.source.type": "LOCAL",
         "mlflow.source.git.commit": str(record.get("base") or ""),
     }
+    if record.get("branch"):
+        system["mlflow.source.git.branch"] = str(record["branch"]).removeprefix("refs/heads/")
     if record.get("parent"):
         system["mlflow.parentRunId"] = str(record["parent"])
     metric_values = {
