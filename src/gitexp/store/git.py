@@ -331,15 +331,16 @@ class Repo:
             raise UsageError(f"tag '{name}' already exists") from None
         return oid
 
-    def list_tags(self, *patterns: str) -> list[TagInfo]:
+    def list_tags(self, *patterns: str, points_at: str | None = None) -> list[TagInfo]:
         """Annotated tags matching the patterns (under refs/tags/), with their commit and
         tagger, in one process; lightweight tags are left out."""
         fields = ["refname:strip=2", "objecttype", "*objectname", "taggerdate:unix",
                   "taggername", "taggeremail"]  # fmt: skip
         fmt = "%00".join(f"%({f})" for f in fields)
+        at = [f"--points-at={points_at}"] if points_at else []
         out = self.git(
-            ["for-each-ref", f"--format={fmt}", "--end-of-options",
-             *(f"refs/tags/{p}" for p in patterns)]
+            ["for-each-ref", f"--format={fmt}", *at, "--end-of-options",
+             *([f"refs/tags/{p}" for p in patterns] or ["refs/tags/"])]
         ).stdout.decode("utf-8", "surrogateescape")  # fmt: skip
         tags = []
         for line in out.splitlines():
@@ -347,6 +348,16 @@ class Repo:
             if kind == "tag" and when.isdigit():
                 tags.append(TagInfo(name, commit, int(when), tagger, email.strip("<>")))
         return tags
+
+    def list_tag_targets(self, *patterns: str) -> list[tuple[str, str]]:
+        """(tag name, commit) of annotated tags, reading no tag object when refs are packed
+        (packed-refs keeps the peeled commit)."""
+        out = self.git(
+            ["for-each-ref", "--format=%(refname:strip=2)%00%(*objectname)", "--end-of-options",
+             *(f"refs/tags/{p}" for p in patterns)]
+        ).stdout.decode("utf-8", "surrogateescape")  # fmt: skip
+        pairs = (line.partition("\0") for line in out.splitlines())
+        return [(name, commit) for name, _, commit in pairs if commit]
 
     # --- objects -----------------------------------------------------------------------------
 
