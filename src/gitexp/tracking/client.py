@@ -252,7 +252,9 @@ class MlflowClient:
 
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:
         repo = self._repo
-        model, found = registry.resolve(repo, name, str(version))
+        _, found = registry.resolve(repo, name, str(version))
+        model = registry.load(repo, name)  # the whole history: MLflow's number, the aliases
+        found = model.find(commit=found.commit) or found
         return registry.version_entity(repo, model, found, registry._runs_by_commit(repo))
 
     def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
