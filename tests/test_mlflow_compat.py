@@ -102,7 +102,7 @@ def test_iris_tutorial_end_to_end_and_as_real_mlflow(dvc_repo: Path, tmp_path: P
     assert "runs found 1 FINISHED" in proc.stdout and "registered version 1" in proc.stdout
     assert "accuracy of the registered model 1.0" in proc.stdout
     rec = record(dvc_repo, "iris-rf/rf-baseline")
-    assert rec["experiment"] == {"id": "iris-rf", "name": "iris-rf"}
+    assert rec["experiment"] == "iris-rf"
     assert rec["params"]["dvclive/params.yaml"]["min_impurity_decrease"] == 1e-05
     # The model folder went to DVC: only its pointer is in the run's commit.
     assert "dvclive/artifacts/model.dvc" in git(
@@ -352,8 +352,9 @@ def test_artifacts_tables_images_and_inputs(dvc_repo: Path, tmp_path: Path) -> N
     assert json.loads(table) == {"columns": ["x", "y"], "data": [[1, "a"], [2, "b"]]}
     assert source_type == "dvc"
     rec = record(dvc_repo, "arts")
-    assert rec["inputs"][0]["path"] == "data.csv" and rec["inputs"][0]["context"] == "training"
-    assert len(rec["inputs"][0]["digest"]) == 32
+    assert rec["datasets"][0]["path"] == "data.csv"
+    assert rec["datasets"][0]["context"] == "training"
+    assert len(rec["datasets"][0]["digest"]) == 32
 
 
 def test_mlflow_filter_grammar() -> None:

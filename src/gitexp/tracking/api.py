@@ -85,7 +85,6 @@ def run_entity(
     metrics = record.get("metrics") if metrics is None else metrics
     author = str(record.get("author") or "")
     user = author.split(" <", 1)[0]
-    experiment = record.get("experiment") if isinstance(record.get("experiment"), dict) else {}
     run_name = str(record.get("run_name") or name.rsplit("/", 1)[-1])
     tags = {str(k): str(v) for k, v in (record.get("tags") or {}).items()}
     command = [str(c) for c in record.get("command") or []]
@@ -123,7 +122,7 @@ def run_entity(
                 **({"mlflow.data.context": i["context"]} if i.get("context") else {}),
             },
         )
-        for i in record.get("inputs") or []
+        for i in record.get("datasets") or []
         if isinstance(i, dict)
     ]
     status = str(record.get("status") or "success")
@@ -131,7 +130,7 @@ def run_entity(
         info=RunInfo(
             run_id=name,
             run_name=run_name,
-            experiment_id=str(experiment.get("id") or group_of(name)),
+            experiment_id=group_of(name),
             user_id=user,
             status=STATUS_TO_MLFLOW.get(status, status.upper()),
             start_time=_millis(record.get("started")),

@@ -127,9 +127,16 @@ def download(repo: Repo, artifact: RunArtifact, dest: Path) -> Path:
         )
     base = artifact.path.rsplit("/", 1)[0] if "/" in artifact.path else ""
 
+    root = dest.resolve()
+
     def local(path: str) -> Path:
         rel = path[len(base) + 1 :] if base else path
-        target = dest / rel
+        target = (dest / rel).resolve()
+        # A run from a remote is untrusted: a listing naming '../x' never writes outside.
+        if root not in target.parents:
+            raise UsageError(
+                f"run '{artifact.run_id}' names an artifact outside its folder: {path}"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 

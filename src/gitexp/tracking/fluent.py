@@ -519,11 +519,11 @@ def _record(run: ActiveRun) -> str | None:
         "run_name": run.run_name,
         "artifact_root": relative(str(run.dir / ARTIFACTS)),
         "artifacts": {k: relative(v) for k, v in run.artifact_paths.items()},
-        "inputs": run.inputs,
+        "datasets": run.inputs,
         "models": run.models,
     }
     if experiment is not None and experiment.experiment_id != "0":
-        extra["experiment"] = {"id": experiment.experiment_id, "name": experiment.name}
+        extra["experiment"] = experiment.name  # its id is the run's group
     if run.resumes:
         extra["resumes"] = run.resumes
     return record_api_run(

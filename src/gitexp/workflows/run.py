@@ -340,7 +340,7 @@ def record_api_run(
     """Records a run logged with the Python API outside `gitexp run`, as `gitexp run` would:
     same ref layout, record and invariants. Returns the commit.
 
-    `extra` adds fields to the record (experiment, artifacts, inputs, models). A nested run
+    `extra` adds fields to the record (experiment, artifacts, datasets, models). A nested run
     inside `gitexp run` passes `take_lock=False`: the outer run, its own parent process,
     holds the lock and waits for it."""
     base = repo.head()
