@@ -290,19 +290,24 @@ print(exp.experiment_id, [e.name for e in mlflow.search_experiments()])
 frame = mlflow.search_runs(experiment_names=["Wine Quality/regression"],
                            order_by=["metrics.RMSE ASC"])
 print(list(frame["run_id"]), list(frame["tags.mlflow.runName"]))
+with mlflow.start_run(run_id=frame["run_id"][0]) as again:  # a recorded run, continued
+    mlflow.log_metric("RMSE", 0.55)
+print(again.info.run_id, mlflow.get_run(again.info.run_id).data.metrics)
 """
 
 
 def test_sensai_style_experiments_group_runs(repo: Path) -> None:
     proc = script(repo, SENSAI)
     assert proc.returncode == 0, proc.stderr
-    first, second = proc.stdout.splitlines()
+    first, second, third = proc.stdout.splitlines()
     assert first == "Wine-Quality/regression ['Wine Quality/regression', 'Default']"
+    assert third == "Wine-Quality/regression/xgb-resumed {'RMSE': 0.55, 'R2': 0.47}"
     assert second == ("['Wine-Quality/regression/xgb-2', 'Wine-Quality/regression/xgb'] "
                       "['xgb', 'xgb']")  # fmt: skip
     shown = json.loads(run_gitexp(repo, "show", "--json").stdout)
     assert {r["name"] for r in shown} == {"Wine-Quality/regression/xgb",
-                                          "Wine-Quality/regression/xgb-2"}  # fmt: skip
+                                          "Wine-Quality/regression/xgb-2",
+                                          "Wine-Quality/regression/xgb-resumed"}  # fmt: skip
 
 
 def test_tracking_uri_a_server_is_refused_and_a_path_picks_the_repository(

@@ -622,9 +622,11 @@ def start_run(
         if parent_run_id is not None and (parent is None or parent.run_id != parent_run_id):
             raise UsageError(f"parent run '{parent_run_id}' is not the active run")
     joined = os.environ.get("GITEXP_RUN_NAME") if parent is None else None
-    exp = None if joined else _experiment_for(experiment_id, experiment)
     repo = _repo()
     resumed = _resumed(repo, run_id) if run_id is not None else None
+    if resumed is not None and experiment_id is None and experiment is None:
+        experiment_id = resumed.info.experiment_id  # it continues in its own experiment
+    exp = None if joined else _experiment_for(experiment_id, experiment)
     leaf = name
     if not joined and leaf is None:
         from gitexp.core.names import generate_name
