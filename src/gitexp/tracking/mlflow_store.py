@@ -194,31 +194,16 @@ class GitexpStore(AbstractStore):
     def search_datasets(self, *args: Any, **kwargs: Any) -> PagedList:
         return PagedList([], None)
 
-    # --- writes: refused ----------------------------------------------------------------------
 
-    def create_experiment(self, *args: Any, **kwargs: Any) -> Any:
-        raise _read_only()
+def _refuse(*_args: Any, **_kwargs: Any) -> Any:
+    raise _read_only()
 
-    def create_run(self, *args: Any, **kwargs: Any) -> Any:
-        raise _read_only()
 
-    def log_batch(self, *args: Any, **kwargs: Any) -> Any:
-        raise _read_only()
-
-    def update_run_info(self, *args: Any, **kwargs: Any) -> Any:
-        raise _read_only()
-
-    def delete_run(self, *args: Any, **kwargs: Any) -> Any:
-        raise _read_only()
-
-    def set_tag(self, *args: Any, **kwargs: Any) -> Any:
-        raise _read_only()
-
-    def delete_tag(self, *args: Any, **kwargs: Any) -> Any:
-        raise _read_only()
-
-    def log_inputs(self, *args: Any, **kwargs: Any) -> Any:
-        raise _read_only()
+# Writes through MLflow are refused: runs are recorded by gitexp's own API.
+for _write in ("create_experiment", "create_run", "log_batch", "update_run_info", "delete_run",
+               "set_tag", "delete_tag", "log_inputs", "log_metric", "log_param",
+               "set_experiment_tag", "delete_experiment", "rename_experiment"):  # fmt: skip
+    setattr(GitexpStore, _write, _refuse)
 
 
 class GitexpArtifactRepository(ArtifactRepository):
@@ -264,11 +249,4 @@ class GitexpArtifactRepository(ArtifactRepository):
                 raise _not_found(str(exc)) from None
             shutil.copyfile(got, local_path)
 
-    def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
-        raise _read_only()
-
-    def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
-        raise _read_only()
-
-    def delete_artifacts(self, artifact_path: str | None = None) -> None:
-        raise _read_only()
+    log_artifact = log_artifacts = delete_artifacts = _refuse
