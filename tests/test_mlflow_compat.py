@@ -389,3 +389,55 @@ def test_mlflow_filter_grammar() -> None:
                         ("params.model IN 'rf'", "list in parentheses")]:  # fmt: skip
         with pytest.raises(UsageError, match=reason):
             filters.parse(bad)
+
+
+def test_sklearn_autolog_gives_each_fit_a_run_with_its_model(repo: Path) -> None:
+    pytest.importorskip("sklearn")
+    proc = script(repo, """\
+        import gitexp as mlflow, gitexp.sklearn
+        from sklearn.datasets import load_diabetes
+        from sklearn.linear_model import Ridge
+        mlflow.sklearn.autolog()
+        X, y = load_diabetes(return_X_y=True)
+        Ridge(alpha=0.5).fit(X, y)
+        run = mlflow.last_active_run()
+        model = mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/model")
+        print(run.data.params["alpha"], sorted(run.data.metrics), model.alpha)
+        """)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "0.5 ['training_mean_absolute_error', 'training_mean_squared_error', "
+        "'training_r2_score', 'training_root_mean_squared_error', 'training_score'] 0.5"
+    )
+
+
+def test_a_model_whose_data_is_only_on_the_dvc_remote_is_fetched(
+    dvc_repo: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("sklearn")
+    storage, remote = tmp_path / "dvc-storage", tmp_path / "remote.git"
+    subprocess.run(["dvc", "remote", "add", "-d", "store", str(storage)], cwd=dvc_repo, check=True)
+    git(dvc_repo, "commit", "-q", "-am", "dvc remote")
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(dvc_repo, "remote", "add", "origin", str(remote))
+    git(dvc_repo, "push", "-q", "origin", "main")
+    proc = script(dvc_repo, """\
+        import gitexp as mlflow, gitexp.sklearn
+        from sklearn.linear_model import LinearRegression
+        with mlflow.start_run(run_name="fit"):
+            model = LinearRegression().fit([[0], [1]], [1, 3])
+            mlflow.sklearn.log_model(model, name="model", registered_model_name="line")
+        """)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert run_gitexp(dvc_repo, "push").returncode == 0
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))
+    pulled = run_gitexp(clone, "pull", "--no-data")  # refs and tags, no data
+    assert pulled.returncode == 0, pulled.stderr
+    assert not (clone / ".dvc" / "cache").exists()
+    proc = script(clone, """\
+        import gitexp as mlflow, gitexp.sklearn
+        print(mlflow.sklearn.load_model("models:/line/1").predict([[2]])[0].round(6))
+        """)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "5.0"
