@@ -208,17 +208,8 @@ def search_runs(
     filter_string = filter if filter is not None else filter_string
     if output_format not in ("pandas", "list"):
         raise UsageError(f"output_format must be 'pandas' or 'list', not '{output_format}'")
-    runs = _search(
-        repo := _repo(path),
-        experiment_ids,
-        filter_string,
-        run_view_type,
-        max_results,
-        order_by,
-        search_all_experiments,
-        experiment_names,
-    )
-    del repo
+    runs = _search(_repo(path), experiment_ids, filter_string, run_view_type, max_results,
+                   order_by, search_all_experiments, experiment_names)  # fmt: skip
     if output_format == "list":
         return runs
     return runs_frame(runs)
