@@ -293,13 +293,16 @@ print(list(frame["run_id"]), list(frame["tags.mlflow.runName"]))
 with mlflow.start_run(run_id=frame["run_id"][0]) as again:  # a recorded run, continued
     mlflow.log_metric("RMSE", 0.55)
 print(again.info.run_id, mlflow.get_run(again.info.run_id).data.metrics)
+mlflow.MlflowClient().set_tag(frame["run_id"][1], "reviewed", "yes")  # after it ended: a note
+print(list(mlflow.search_runs(filter_string="tags.reviewed = 'yes'")["run_id"]))
 """
 
 
 def test_sensai_style_experiments_group_runs(repo: Path) -> None:
     proc = script(repo, SENSAI)
     assert proc.returncode == 0, proc.stderr
-    first, second, third = proc.stdout.splitlines()
+    first, second, third, fourth = proc.stdout.splitlines()
+    assert fourth == "['Wine-Quality/regression/xgb']"
     assert first == "Wine-Quality/regression ['Wine Quality/regression', 'Default']"
     assert third == "Wine-Quality/regression/xgb-resumed {'RMSE': 0.55, 'R2': 0.47}"
     assert second == ("['Wine-Quality/regression/xgb-2', 'Wine-Quality/regression/xgb'] "

@@ -78,8 +78,10 @@ def run_entity(
     record: dict[str, Any] | None,
     params: Any = None,
     metrics: Any = None,
+    meta: Any = None,
 ) -> Run:
-    """MLflow's Run for a recorded run (or a plain revision, whose record is empty)."""
+    """MLflow's Run for a recorded run (or a plain revision, whose record is empty); `meta`
+    holds the tags set or deleted after it ended (git notes)."""
     record = record or {}
     params = record.get("params") if params is None else params
     metrics = record.get("metrics") if metrics is None else metrics
@@ -87,6 +89,8 @@ def run_entity(
     user = author.split(" <", 1)[0]
     run_name = str(record.get("run_name") or name.rsplit("/", 1)[-1])
     tags = {str(k): str(v) for k, v in (record.get("tags") or {}).items()}
+    if meta is not None:
+        tags = meta.apply_to(tags)
     command = [str(c) for c in record.get("command") or []]
     source = (
         command[1]
@@ -225,6 +229,7 @@ def _search(
     search_all: bool,
     experiment_names: Sequence[str] | None,
 ) -> list[Run]:
+    from gitexp.store.notes import read_meta
     from gitexp.store.records import list_runs
 
     clauses = filters.parse(filter_string)
@@ -234,7 +239,8 @@ def _search(
     scope = _experiment_scope(repo, experiment_ids, experiment_names, search_all)
     with repo.batch_reader() as reader:
         listed = list_runs(repo, reader)
-    runs = [run_entity(repo, r.name, r.rev, r.record) for r in listed]
+        metas = read_meta(repo, reader, [r.rev for r in listed])
+    runs = [run_entity(repo, r.name, r.rev, r.record, meta=metas.get(r.rev)) for r in listed]
     if scope is not None:
         runs = [r for r in runs if r.info.experiment_id in scope]
     runs = [r for r in runs if filters.matches(clauses, lambda k, r=r: lookup(r, k))]
@@ -321,15 +327,16 @@ def runs_frame(runs: Sequence[Run]) -> Any:
 
 def get_run(run_id: str, path: str | None = None) -> Run:
     """A run (or any git revision) as MLflow's Run: `run.info.run_id`, `run.data.metrics`."""
+    from gitexp.store.notes import read_meta
     from gitexp.store.snapshot import read_states, resolve_target
 
     repo = _repo(path)
     target = resolve_target(repo, run_id)
     with repo.batch_reader() as reader:
         (state,) = read_states(repo, [target], reader)
-    return run_entity(
-        repo, target.run or target.label, target.rev, state.record, state.params, state.metrics
-    )
+        meta = read_meta(repo, reader, [target.rev or ""]).get(target.rev or "")
+    return run_entity(repo, target.run or target.label, target.rev, state.record,
+                      state.params, state.metrics, meta)  # fmt: skip
 
 
 def get_metric_history(run_id: str, key: str, path: str | None = None) -> list[Metric]:

@@ -97,10 +97,25 @@ class MlflowClient:
         fluent._run_for(run_id).log_metric(key, value, step if step is not None else 0, timestamp)
 
     def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> None:
-        fluent._run_for(run_id).set_tag(key, value)
+        """On an active run, a tag of the run; on a recorded one, a git note (`gitexp tag`)."""
+        if self._active(run_id):
+            fluent._run_for(run_id).set_tag(key, value)
+        else:
+            from gitexp.workflows.manage import tag
+
+            tag(self._repo, run_id, {key: str(value)}, [])
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        fluent._run_for(run_id).delete_tag(key)
+        if self._active(run_id):
+            fluent._run_for(run_id).delete_tag(key)
+        else:
+            from gitexp.workflows.manage import tag
+
+            tag(self._repo, run_id, {}, [key])
+
+    @staticmethod
+    def _active(run_id: str) -> bool:
+        return any(run.run_id == run_id for run in fluent._active)
 
     def log_batch(
         self,
