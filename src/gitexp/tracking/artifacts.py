@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitexp.dvc.data import DataEntry, cache_path, collect, dir_listing, ensure_in_cache
+from gitexp.dvc.data import DataEntry, Obj, cache_path, collect, dir_listing, ensure_in_cache
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo, iter_lines_z
 from gitexp.store.snapshot import RECORD_PATH, Target, parse_record, read_pointer_files
@@ -94,9 +94,9 @@ def _git_files(repo: Repo, rev: str, path: str) -> dict[str, str]:
     return found
 
 
-def _dvc_files(repo: Repo, entries: dict[str, DataEntry], path: str) -> dict[str, str]:
-    """{path: md5} of the DVC-stored files at or under `path`, fetching from the DVC remote
-    what the local cache lacks."""
+def _dvc_files(repo: Repo, entries: dict[str, DataEntry], path: str) -> dict[str, Obj]:
+    """{path: cache object} of the DVC-stored files at or under `path`, fetching from the
+    DVC remote what the local cache lacks."""
     relevant = {
         e.path: e
         for e in entries.values()
@@ -104,14 +104,14 @@ def _dvc_files(repo: Repo, entries: dict[str, DataEntry], path: str) -> dict[str
     }
     if not relevant:
         return {}
-    ensure_in_cache(repo.root, {p: e.hash for p, e in relevant.items()})
+    ensure_in_cache(repo.root, relevant)
     files = {}
     for entry in relevant.values():
         if entry.hash.endswith(".dir"):
-            for rel, md5 in (dir_listing(repo.root, entry.hash) or {}).items():
-                files[f"{entry.path}/{rel}"] = md5
+            for rel, md5 in (dir_listing(repo.root, entry.obj) or {}).items():
+                files[f"{entry.path}/{rel}"] = Obj(md5, entry.obj.legacy)
         else:
-            files[entry.path] = entry.hash
+            files[entry.path] = entry.obj
     return {p: h for p, h in files.items() if p == path or p.startswith(path + "/")}
 
 
@@ -145,8 +145,8 @@ def download(repo: Repo, artifact: RunArtifact, dest: Path) -> Path:
             blobs = reader.read_many(list(git_files.values()))
         for path, data in zip(git_files, blobs, strict=True):
             local(path).write_bytes(data or b"")
-    for path, md5 in dvc_files.items():
-        shutil.copyfile(cache_path(repo.root, md5), local(path))
+    for path, obj in dvc_files.items():
+        shutil.copyfile(cache_path(repo.root, obj), local(path))
     name = artifact.path.rsplit("/", 1)[-1]
     return dest / name
 
@@ -163,7 +163,7 @@ def list_artifacts(repo: Repo, run_id: str, path: str | None = None) -> list[Fil
     for entry in entries.values():
         if entry.path == artifact.path or entry.path.startswith(artifact.path + "/"):
             if entry.hash.endswith(".dir"):
-                listing = dir_listing(repo.root, entry.hash)
+                listing = dir_listing(repo.root, entry.obj)
                 if listing is None:  # not in the local cache: show the folder itself
                     sizes[entry.path + "/"] = entry.size
                     continue
