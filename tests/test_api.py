@@ -70,6 +70,7 @@ def test_reading_runs_back(repo: Path) -> None:
         run = gitexp.get_run("api")
         history = [m.value for m in gitexp.get_metric_history("api", "loss")]
         print(json.dumps({"rows": rows, "metrics": run.data.metrics, "history": history,
+                          "env": "pyyaml" in run.record["packages"],
                           "diff": gitexp.diff("api", "api-2")}, default=str))
     """)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -79,7 +80,7 @@ def test_reading_runs_back(repo: Path) -> None:
     assert row["params.train.lr"] == "0.3" and row["tags.team"] == "vision"  # MLflow: strings
     assert row["status"] == "FINISHED" and row["start_time"] <= row["end_time"]
     assert out["history"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
-    assert out["metrics"]["acc"] == 0.4
+    assert out["metrics"]["acc"] == 0.4 and out["env"]  # the record with where it ran
     assert out["diff"]["params"]["dvclive/params.yaml"]["train.lr"] == {
         "old": 0.1,
         "new": 0.3,

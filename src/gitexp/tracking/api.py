@@ -328,6 +328,7 @@ def runs_frame(runs: Sequence[Run]) -> Any:
 def get_run(run_id: str, path: str | None = None) -> Run:
     """A run (or any git revision) as MLflow's Run: `run.info.run_id`, `run.data.metrics`."""
     from gitexp.store.notes import read_meta
+    from gitexp.store.records import read_environment
     from gitexp.store.snapshot import read_states, resolve_target
 
     repo = _repo(path)
@@ -335,7 +336,9 @@ def get_run(run_id: str, path: str | None = None) -> Run:
     with repo.batch_reader() as reader:
         (state,) = read_states(repo, [target], reader)
         meta = read_meta(repo, reader, [target.rev or ""]).get(target.rev or "")
-    return run_entity(repo, target.run or target.label, target.rev, state.record,
+        # where it ran (Python, packages...): the environment its tree shares, in the record
+        record = read_environment(reader, target.rev, state.record) if state.record else None
+    return run_entity(repo, target.run or target.label, target.rev, record,
                       state.params, state.metrics, meta)  # fmt: skip
 
 
