@@ -50,7 +50,8 @@ def test_with_block_commits_a_run_like_gitexp_run(repo: Path) -> None:
     assert record["metrics"]["dvclive/metrics.json"] == {"loss": 0.2, "acc": 0.4}
     assert git(repo, "rev-parse", "refs/runs/api^") == before.head
     history = run_file(repo, "api", "dvclive/plots/metrics/loss.tsv").splitlines()
-    assert history[0] == "step\tloss" and history[1] == "0\t1.0" and len(history) == 6
+    assert history[0] == "timestamp\tstep\tloss" and len(history) == 6  # DVCLive's columns
+    assert history[1].split("\t")[1:] == ["0", "1.0"]
     assert json.loads(run_file(repo, "api", "dvclive/artifacts/labels.json")) == {
         "classes": [0, 1]
     }  # fmt: skip
@@ -64,20 +65,22 @@ def test_reading_runs_back(repo: Path) -> None:
     assert python(repo, LOOP.replace('"api"', '"api-2"').replace("0.1", "0.3")).returncode == 0
     proc = python(repo, """
         import json, gitexp
-        rows = gitexp.search_runs("dvclive/params.yaml:train.lr > 0.2", order_by="acc DESC")
-        rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+        rows = gitexp.search_runs("params.train.lr > 0.2", order_by="metrics.acc DESC")
+        rows = rows.to_dict("records")
         run = gitexp.get_run("api")
-        print(json.dumps({"rows": rows, "run": run, "diff": gitexp.diff("api", "api-2")},
-                         default=str))
+        history = [m.value for m in gitexp.get_metric_history("api", "loss")]
+        print(json.dumps({"rows": rows, "metrics": run.data.metrics, "history": history,
+                          "env": "pyyaml" in run.record["packages"],
+                          "diff": gitexp.diff("api", "api-2")}, default=str))
     """)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert [r["run_id"] for r in out["rows"]] == ["api-2"]
     row = out["rows"][0]
-    assert row["params.train.lr"] == 0.3 and row["tags.team"] == "vision"
-    assert row["status"] == "success" and row["start_time"] <= row["end_time"]
-    assert out["run"]["histories"]["loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
-    assert out["run"]["metrics"]["dvclive/metrics.json"]["acc"] == 0.4
+    assert row["params.train.lr"] == "0.3" and row["tags.team"] == "vision"  # MLflow: strings
+    assert row["status"] == "FINISHED" and row["start_time"] <= row["end_time"]
+    assert out["history"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+    assert out["metrics"]["acc"] == 0.4 and out["env"]  # the record with where it ran
     assert out["diff"]["params"]["dvclive/params.yaml"]["train.lr"] == {
         "old": 0.1,
         "new": 0.3,
@@ -191,7 +194,7 @@ def test_sigkill_keeps_what_was_flushed(repo: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     rows = (repo / "dvclive" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
-    assert rows[0] == "step\tloss" and len(rows) >= 52
+    assert rows[0] == "timestamp\tstep\tloss" and len(rows) >= 52
     assert json.loads((repo / "dvclive" / "metrics.json").read_text())["loss"] == 0.5
 
 
@@ -247,9 +250,8 @@ def test_sklearn_autolog(repo: Path) -> None:
 
 
 def test_import_gitexp_is_light() -> None:
-    code = (
-        "import sys, gitexp; print(sorted(m for m in ('yaml', 'dvc', 'click') if m in sys.modules))"
-    )
+    heavy = "('yaml', 'dvc', 'click', 'pandas')"
+    code = f"import sys, gitexp; print(sorted(m for m in {heavy} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "[]"
 

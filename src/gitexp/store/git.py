@@ -303,6 +303,62 @@ class Repo:
                 raise StorageError("git update-ref: no space left on device")
             raise GitCommandError(["update-ref"], proc.returncode, message_text)
 
+    def committer_ident(self) -> tuple[str, str] | None:
+        """(name, email) of the configured committer, or None when git has no identity."""
+        proc = self.git(["var", "GIT_COMMITTER_IDENT"], check=False)
+        if proc.returncode != 0:
+            return None
+        ident = proc.stdout.decode("utf-8", "replace").strip().rsplit(" ", 2)[0]
+        name, _, email = ident.rpartition(" <")
+        return name, email.rstrip(">")
+
+    def create_tag(
+        self, name: str, target: str, message: str, tagger: tuple[str, str], timestamp: int
+    ) -> str:
+        """An annotated tag written byte for byte (tagger time in UTC, the message without a
+        trailing newline, as GTO writes them), created only if the name is free."""
+        if name.startswith("-") or "\n" in name or "\n" in "".join(tagger):
+            raise UsageError(f"invalid tag name {name!r}")
+        body = (
+            f"object {target}\ntype commit\ntag {name}\n"
+            f"tagger {tagger[0]} <{tagger[1]}> {timestamp} +0000\n\n{message}"
+        )
+        oid = self.text(["hash-object", "-t", "tag", "-w", "--stdin"], stdin=body.encode(),
+                        write=True)  # fmt: skip
+        try:
+            self.create_ref(f"refs/tags/{name}", oid, f"gitexp tag {name}")
+        except RefExistsError:
+            raise UsageError(f"tag '{name}' already exists") from None
+        return oid
+
+    def list_tags(self, *patterns: str, points_at: str | None = None) -> list[TagInfo]:
+        """Annotated tags matching the patterns (under refs/tags/), with their commit and
+        tagger, in one process; lightweight tags are left out."""
+        fields = ["refname:strip=2", "objecttype", "*objectname", "taggerdate:unix",
+                  "taggername", "taggeremail"]  # fmt: skip
+        fmt = "%00".join(f"%({f})" for f in fields)
+        at = [f"--points-at={points_at}"] if points_at else []
+        out = self.git(
+            ["for-each-ref", f"--format={fmt}", *at, "--end-of-options",
+             *([f"refs/tags/{p}" for p in patterns] or ["refs/tags/"])]
+        ).stdout.decode("utf-8", "surrogateescape")  # fmt: skip
+        tags = []
+        for line in out.splitlines():
+            name, kind, commit, when, tagger, email = (line.split("\0") + [""] * 6)[:6]
+            if kind == "tag" and when.isdigit():
+                tags.append(TagInfo(name, commit, int(when), tagger, email.strip("<>")))
+        return tags
+
+    def list_tag_targets(self, *patterns: str) -> list[tuple[str, str]]:
+        """(tag name, commit) of annotated tags, reading no tag object when refs are packed
+        (packed-refs keeps the peeled commit)."""
+        out = self.git(
+            ["for-each-ref", "--format=%(refname:strip=2)%00%(*objectname)", "--end-of-options",
+             *(f"refs/tags/{p}" for p in patterns)]
+        ).stdout.decode("utf-8", "surrogateescape")  # fmt: skip
+        pairs = (line.partition("\0") for line in out.splitlines())
+        return [(name, commit) for name, _, commit in pairs if commit]
+
     # --- objects -----------------------------------------------------------------------------
 
     def write_blob_data(self, files: Mapping[str, bytes]) -> dict[str, str]:
@@ -354,6 +410,15 @@ class Repo:
 
     def batch_reader(self) -> BatchReader:
         return BatchReader(self.root)
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    name: str
+    commit: str  # what the tag points at (peeled)
+    time: int  # tagger time, seconds since the epoch
+    tagger: str
+    email: str
 
 
 class TempIndex:

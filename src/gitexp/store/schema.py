@@ -59,10 +59,19 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "carried": (dict, type(None)),
     "skipped": (list, type(None)),
     "experiment": _OPT_STR,
+    # Written by the Python API (gitexp.tracking): MLflow's run name, where the run's
+    # artifacts are, artifacts kept in place (MLflow path -> repository path), logged models
+    # and datasets, and the run a resumed run continues.
+    "run_name": _OPT_STR,
+    "artifact_root": _OPT_STR,
+    "artifacts": (dict, type(None)),
+    "models": (dict, type(None)),
+    "datasets": (list, type(None)),
+    "resumes": _OPT_STR,
 }
 REQUIRED = ("status", "started")
 _STRING_LISTS = ("command", "overrides", "outs", "skipped")
-_STRING_MAPS = ("tags", "errors", "env", "packages")
+_STRING_MAPS = ("tags", "errors", "env", "packages", "artifacts")
 _FILE_MAPS = ("params", "metrics", "data", "carried")
 
 
@@ -85,6 +94,8 @@ def problem(record: Any) -> str | None:
     for field in _STRING_MAPS:
         if any(not isinstance(v, str) for v in (record.get(field) or {}).values()):
             return f"'{field}' must map names to strings"
+    if any(not isinstance(v, dict) for v in record.get("datasets") or []):
+        return "'datasets' must be a list of objects"
     for field in _FILE_MAPS:
         if any(not isinstance(v, dict) for v in (record.get(field) or {}).values()):
             return f"'{field}' must map each file to its values"

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from gitexp.core.gto import is_registry_tag
 from gitexp.core.names import RUNS_PREFIX, NameIndex, validate_name
 from gitexp.dvc.data import (
     DataEntry,
@@ -148,6 +149,9 @@ def push(
             except RemoteError as exc:
                 raise RemoteError(f"{exc}; no run was pushed (or push with --no-data)") from None
     refspecs = [f"{RUNS_PREFIX}{n}:{RUNS_PREFIX}{n}" for n in sorted(runs)]
+    commits = set(runs.values())  # the model registry's tags on these runs travel with them
+    tags = [t.name for t in repo.list_tags() if t.commit in commits and is_registry_tag(t.name)]
+    refspecs += [f"refs/tags/{t}:refs/tags/{t}" for t in sorted(tags)]
     if notes:  # tags and notes travel with the runs, in the same atomic push
         refspecs.append(f"{NOTES_REF}:{NOTES_REF}")
     if runs:
@@ -235,6 +239,7 @@ def pull(
     forget_removed(repo, list(taken.values()))
     keep_refs_packed(repo, len(refs))
     _sync_notes(repo, remote, progress)
+    _pull_registry_tags(repo, remote, progress)
     objects, without_data = 0, {}
     if with_data:  # new runs, and named runs already here whose data may be missing
         wanted_data = {**(_selected(repo, names) if names else {}), **taken}
@@ -266,6 +271,41 @@ def _fetch(repo: Repo, remote: str, names: Sequence[str]) -> dict[str, tuple[str
         kinds = reader.object_types(list(listed.values()))
     # a run that moved on the remote between listing and fetching is left for the next pull
     return {n: (oid, kinds[oid]) for n, oid in listed.items() if kinds.get(oid)}
+
+
+def _pull_registry_tags(repo: Repo, remote: str, progress: Warn) -> None:
+    """The model registry's tags (GTO's grammar) that are new here, created in one
+    transaction after their objects are fetched and checked; a local tag is never
+    overwritten. No scratch ref is written, as for runs."""
+    try:
+        out = repo.text([*SAFE_GIT, "ls-remote", "--refs", "--", remote, "refs/tags/*"])
+    except GitCommandError as exc:
+        progress(f"model registry tags not fetched: {' '.join(exc.stderr.split())[:200]}")
+        return
+    listed = {}
+    for line in out.splitlines():
+        oid, _, ref = line.partition("\t")
+        if is_registry_tag(ref.removeprefix("refs/tags/")):
+            listed[ref] = oid
+    local = dict(repo.list_refs("refs/tags/"))
+    new = {ref: oid for ref, oid in listed.items() if ref not in local}
+    differ = sorted(ref[len("refs/tags/") :] for ref, oid in listed.items()
+                    if ref in local and local[ref] != oid)  # fmt: skip
+    if new:
+        try:
+            repo.git([*SAFE_GIT, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+                      "--stdin", "--", remote], stdin="".join(f"{r}\n" for r in new).encode(),
+                     write=True)  # fmt: skip
+        except GitCommandError as exc:
+            progress(f"model registry tags not fetched: {' '.join(exc.stderr.split())[:200]}")
+            return
+        with repo.batch_reader() as reader:
+            kinds = reader.object_types(list(new.values()))
+        repo.create_refs({r: o for r, o in new.items() if kinds.get(o) == "tag"},
+                         f"gitexp pull {remote}")  # fmt: skip
+    if differ:
+        progress(f"kept the local model registry tags that differ from {remote}'s: "
+                 f"{', '.join(differ[:5])}")  # fmt: skip
 
 
 def _sort_fetched(

@@ -334,9 +334,15 @@ def record_api_run(
     log: str,
     parent: str | None,
     warn: Warn,
+    extra: dict[str, Any] | None = None,
+    take_lock: bool = True,
 ) -> str:
     """Records a run logged with the Python API outside `gitexp run`, as `gitexp run` would:
-    same ref layout, record and invariants. Returns the commit."""
+    same ref layout, record and invariants. Returns the commit.
+
+    `extra` adds fields to the record (experiment, artifacts, datasets, models). A nested run
+    inside `gitexp run` passes `take_lock=False`: the outer run, its own parent process,
+    holds the lock and waits for it."""
     base = repo.head()
     if base is None:
         raise StateError("this repository has no commit yet: make a first commit, then run again")
@@ -344,7 +350,8 @@ def record_api_run(
     for notice in recover(repo):
         warn(notice)
     lock = RunLock(repo)
-    lock.acquire(name)
+    if take_lock:
+        lock.acquire(name)
     try:
         outs = tuple(artifact_outs(repo, artifacts, warn))
         request = RunRequest(command=tuple(sys.argv), name=name, tags=dict(tags), outs=outs)
@@ -363,6 +370,7 @@ def record_api_run(
             results=_read_results(repo, [], warn),
         )
         record["parent"] = parent
+        record.update(extra or {})
         output = LogCapture()
         output.write(log.encode())
         return _write_run_commit(
