@@ -270,3 +270,25 @@ def test_a_taken_or_invalid_name_fails_before_training(repo: Path) -> None:
         assert proc.returncode == 1
         assert "UsageError" in proc.stderr
         assert not (repo / "trained").exists()
+
+
+def test_a_runs_commit_through_gitpython(repo: Path) -> None:
+    """Run.commit is GitPython's view of the run's commit (GitPython, declared, is used here
+    and loaded only when asked for)."""
+    code = (
+        "import sys, gitexp\n"
+        "with gitexp.start_run(run_name='gp'):\n"
+        "    gitexp.log_metric('acc', 0.5)\n"
+        "run = gitexp.get_run('gp')\n"
+        "assert 'git' not in {m.split('.')[0] for m in sys.modules}\n"
+        "commit = run.commit\n"
+        "print(commit.hexsha, commit.parents[0].hexsha, commit.message.splitlines()[0])\n"
+        "print(commit.tree['.gitexp']['run.json'].data_stream.read().decode()[:1])\n"
+    )
+    proc = python(repo, code)
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.splitlines()
+    sha, parent, summary = first.split(" ", 2)
+    assert sha == git(repo, "rev-parse", "refs/runs/gp")
+    assert parent == git(repo, "rev-parse", "HEAD") and summary.startswith("run gp:")
+    assert second == "{"

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitexp.errors import GitexpError, StateError, StorageError, UsageError
 
@@ -407,6 +408,13 @@ class Repo:
         the index itself would rewrite it (its cache-tree extension)."""
         with self.temp_index() as index:
             return index.write_tree()
+
+    def gitpython_commit(self, rev: str) -> Any:
+        """A GitPython `git.Commit`, for API users who work with git objects. GitPython is
+        imported here only (about 75 ms), never on gitexp's own paths, and is only read."""
+        import git
+
+        return git.Repo(self.root).commit(rev)
 
     def batch_reader(self) -> BatchReader:
         return BatchReader(self.root)

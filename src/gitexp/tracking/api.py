@@ -131,6 +131,7 @@ def run_entity(
     ]
     status = str(record.get("status") or "success")
     return Run(
+        root=str(repo.root),
         info=RunInfo(
             run_id=name,
             run_name=run_name,

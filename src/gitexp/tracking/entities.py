@@ -92,6 +92,17 @@ class Run:
     inputs: RunInputs = field(default_factory=RunInputs)
     rev: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    root: str | None = None  # the repository the run is in
+
+    @property
+    def commit(self) -> Any:
+        """The run's commit as a GitPython `git.Commit` (loaded on first use): its tree,
+        parents, message and diffs, for code that works with git objects directly."""
+        from gitexp.store.git import Repo
+
+        if self.rev is None or self.root is None:
+            raise AttributeError("this run has no commit")
+        return Repo.discover(self.root).gitpython_commit(self.rev)
 
     def to_dictionary(self) -> dict[str, Any]:
         return {
