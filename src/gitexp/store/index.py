@@ -27,13 +27,25 @@ from gitexp.core.names import RUNS_PREFIX
 from gitexp.store.git import BatchReader, Repo
 from gitexp.store.schema import load_record
 
-SCHEMA = 2
+SCHEMA = 3
 _FIELDS = ("name", "rev", "base", "created", "status", "duration", "params", "metrics", "tags",
            "errors", "carried", "message")  # fmt: skip
 
 
 def index_path(repo: Repo) -> Path:
     return repo.common_dir / "gitexp" / "runs.sqlite"
+
+
+def run_records(repo: Repo, reader: BatchReader) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(name, commit, validated record or None) of every run, newest first, through the
+    index (the Python API's search reads records without one git read per run); None
+    stands for a run whose record is unusable."""
+    rows = _query(repo, reader, "SELECT name, rev, record", None)
+    if rows is None:
+        from gitexp.store.records import list_runs
+
+        return [(r.name, r.rev, r.record) for r in list_runs(repo, reader)]
+    return [(name, rev, json.loads(text) if text else None) for name, rev, text in rows]
 
 
 def _summary(entry: Entry) -> str:
@@ -79,7 +91,8 @@ def _usable(db: sqlite3.Connection) -> bool:
         db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
         db.execute(
             "CREATE TABLE IF NOT EXISTS runs(name TEXT PRIMARY KEY, rev TEXT NOT NULL, "
-            "created TEXT, summary TEXT NOT NULL, json TEXT NOT NULL, errors TEXT NOT NULL)"
+            "created TEXT, summary TEXT NOT NULL, json TEXT NOT NULL, errors TEXT NOT NULL, "
+            "record TEXT NOT NULL)"
         )
         db.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs(created)")
         found = dict(db.execute("SELECT key, value FROM meta"))
@@ -93,9 +106,7 @@ def _usable(db: sqlite3.Connection) -> bool:
     return not found or all(found.get(k) == v for k, v in wanted.items())
 
 
-def _refresh(
-    repo: Repo, db: sqlite3.Connection, reader: BatchReader, refs: dict[str, str], render: Any
-) -> None:
+def _refresh(repo: Repo, db: sqlite3.Connection, reader: BatchReader, refs: dict[str, str]) -> None:
     """Brings the rows in line with the refs: reads only new or moved runs."""
     known = dict(db.execute("SELECT name, rev FROM runs"))
     if known == refs:
@@ -106,15 +117,15 @@ def _refresh(
         gone = [(n,) for n, rev in known.items() if refs.get(n) != rev]
         db.executemany("DELETE FROM runs WHERE name = ?", gone)
         todo = [(n, rev) for n, rev in refs.items() if known.get(n) != rev]
-        db.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)", _rows(reader, todo, render))
+        db.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(reader, todo))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
 
 
-def _rows(reader: BatchReader, runs: Sequence[tuple[str, str]], render: Any) -> list[tuple]:
-    from gitexp.store.listing import entry_from_record
+def _rows(reader: BatchReader, runs: Sequence[tuple[str, str]]) -> list[tuple]:
+    from gitexp.store.listing import entry_from_record, json_text
     from gitexp.store.snapshot import RECORD_PATH
 
     blobs = reader.read_many([f"{rev}:{RECORD_PATH}" for _, rev in runs])
@@ -123,7 +134,10 @@ def _rows(reader: BatchReader, runs: Sequence[tuple[str, str]], render: Any) -> 
         record, problem = load_record(data) if data is not None else (None, "it has no record")
         entry = entry_from_record(name, rev, record, problem)
         errors = "\n".join(f"{name}: {message}" for message in entry.errors.values())
-        rows.append((name, rev, entry.created or "", _summary(entry), render(entry), errors))
+        text = json.dumps(record, separators=(",", ":")) if record else ""
+        rows.append(
+            (name, rev, entry.created or "", _summary(entry), json_text(entry), errors, text)
+        )
     return rows
 
 
@@ -148,11 +162,17 @@ def _refs_signature(repo: Repo) -> str | None:
 
 
 def run_rows(
-    repo: Repo, reader: BatchReader, render: Any, limit: int | None = None
+    repo: Repo, reader: BatchReader, limit: int | None = None
 ) -> list[tuple[str, str, str, str]] | None:
     """(commit, summary, show --json text, read errors) of every run, newest first, through
     the index; None when the index cannot be used (the caller reads the records itself).
     Summaries are decoded (summary_entry) only where needed: 100,000 cost seconds."""
+    return _query(repo, reader, "SELECT rev, summary, json, errors", limit)
+
+
+def _query(repo: Repo, reader: BatchReader, select: str, limit: int | None) -> list[tuple] | None:
+    """The rows of `select` over the refreshed index, newest first; None when the index
+    cannot be used."""
     if os.environ.get("GITEXP_NO_INDEX"):  # read the records themselves (a check, a debug)
         return None
     with _connect(repo) as db:
@@ -163,10 +183,10 @@ def run_rows(
             seen = db.execute("SELECT value FROM meta WHERE key = 'refs'").fetchone()
             if signature is None or not seen or seen[0] != signature:
                 refs = {ref[len(RUNS_PREFIX) :]: oid for ref, oid in repo.list_refs(RUNS_PREFIX)}
-                _refresh(repo, db, reader, refs, render)
+                _refresh(repo, db, reader, refs)
                 if signature is not None:
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('refs', ?)", (signature,))
-            query = "SELECT rev, summary, json, errors FROM runs ORDER BY created DESC, name"
+            query = f"{select} FROM runs ORDER BY created DESC, name"
             if limit is not None:
                 query += f" LIMIT {int(limit)}"
             return list(db.execute(query))

@@ -87,7 +87,7 @@ def _rows(
     repo: Repo, reader: BatchReader, limit: int | None
 ) -> tuple[list[tuple[str, Any, str, str]], dict[str, Meta]]:
     """(commit, summary or entry, JSON text, errors) rows and the notes of their commits."""
-    rows: list[tuple[str, Any, str, str]] | None = run_rows(repo, reader, json_text, limit)  # type: ignore[assignment]
+    rows: list[tuple[str, Any, str, str]] | None = run_rows(repo, reader, limit)  # type: ignore[assignment]
     if rows is None:  # no usable index: read the records
         runs = list_runs(repo, reader)[:limit]
         listed = [entry_from_record(r.name, r.rev, r.record, r.problem) for r in runs]

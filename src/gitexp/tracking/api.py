@@ -230,8 +230,8 @@ def _search(
     search_all: bool,
     experiment_names: Sequence[str] | None,
 ) -> list[Run]:
+    from gitexp.store.index import run_records
     from gitexp.store.notes import read_meta
-    from gitexp.store.records import list_runs
 
     clauses = filters.parse(filter_string)
     ordering = filters.parse_order_by(order_by)
@@ -239,9 +239,11 @@ def _search(
         return []
     scope = _experiment_scope(repo, experiment_ids, experiment_names, search_all)
     with repo.batch_reader() as reader:
-        listed = list_runs(repo, reader)
-        metas = read_meta(repo, reader, [r.rev for r in listed])
-    runs = [run_entity(repo, r.name, r.rev, r.record, meta=metas.get(r.rev)) for r in listed]
+        listed = run_records(repo, reader)  # through the run index
+        metas = read_meta(repo, reader, [rev for _, rev, _ in listed])
+    runs = [
+        run_entity(repo, name, rev, record, meta=metas.get(rev)) for name, rev, record in listed
+    ]
     if scope is not None:
         runs = [r for r in runs if r.info.experiment_id in scope]
     runs = [r for r in runs if filters.matches(clauses, lambda k, r=r: lookup(r, k))]
