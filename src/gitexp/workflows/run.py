@@ -71,6 +71,9 @@ class RunRequest:
     outs: tuple[str, ...] = ()  # artifacts for DVC, relative to the repository root
     reproduces: str | None = None  # the run this one re-runs (gitexp reproduce)
     base: str | None = None  # the base to record when the workspace's HEAD is not it
+    # The user's branch, for a run made in a worktree of gitexp's (a sweep point), whose
+    # own HEAD is detached at the user's commit.
+    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
     for key in request.tags:
         if not key or any(c.isspace() for c in key):
             raise UsageError(f"invalid tag name '{key}': use a name without spaces")
-    branch = repo.text(["symbolic-ref", "-q", "HEAD"], check=False) or None
+    branch = request.branch or repo.text(["symbolic-ref", "-q", "HEAD"], check=False) or None
     author = repo.author_ident()
     name = free_name(repo, name)
     env = child_environment(name)
