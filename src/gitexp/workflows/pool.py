@@ -166,7 +166,10 @@ class LocalPool:
 
     def signal(self, name: str | None, signum: int) -> None:
         """Sends a signal to one worker, or to all (the worker passes SIGTERM on to the
-        command and records the run as interrupted)."""
+        command and records the run as interrupted). A Ctrl-C for all has reached every
+        worker and command from the terminal already (they share its process group)."""
+        if name is None and signum == signal.SIGINT:
+            return
         for worker in list(self.workers.values()):
             if name is None or worker.entry.name == name:
                 with contextlib.suppress(ProcessLookupError):

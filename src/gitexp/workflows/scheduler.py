@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,14 +148,15 @@ class Scheduler:
         self._identity = _identity_env(repo.author_ident())
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        first = self.stopping is None
-        self.stopping = self.stopping or signum
-        if first and signum != signal.SIGINT:  # Ctrl-C reached every run from the terminal
+        if self.stopping is None:
+            self.stopping = signum
             self.executor.signal(None, signum)
 
     def run(self, source: Source) -> Progress:
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM,
-                                                                    signal.SIGHUP)}  # fmt: skip
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # else Python has no handlers
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                previous[signum] = signal.signal(signum, self._on_signal)
         try:
             self._loop(source)
         finally:

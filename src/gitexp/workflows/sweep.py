@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,3 +306,95 @@ def metric_of(record: dict[str, Any] | None, key: str) -> Any:
         if isinstance(flat, dict) and key in flat:
             return flat[key]
     return None
+
+
+# --- the Python API ---------------------------------------------------------------------------
+
+
+def _grid_specs(grid: Mapping[str, Any]) -> list[str]:
+    """`{"train.lr": [0.01, 0.1], "depth": "range(2,8,2)", "seed": 1}` as `-S` specs."""
+    import json
+
+    from gitexp.core.yamlio import dump_inline
+
+    def literal(value: Any) -> str:
+        # A string is quoted so that a comma in it is not read as the sweep's separator.
+        return json.dumps(value) if isinstance(value, str) else dump_inline(value)
+
+    specs = []
+    for key, values in grid.items():
+        if isinstance(values, str):
+            specs.append(f"{key}={values}")
+        elif isinstance(values, (list, tuple)):
+            if not values:
+                raise UsageError(f"grid key '{key}' has no values")
+            specs.append(f"{key}=choice({', '.join(literal(v) for v in values)})")
+        else:
+            specs.append(f"{key}={literal(values)}")
+    return specs
+
+
+def sweep(
+    target: str | Sequence[str] | Callable[..., Any],
+    grid: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    jobs: int = 1,
+    cluster: str | None = None,
+    queue: bool = False,
+    random: int | None = None,
+    seed: int | None = None,
+    trials: int | None = None,
+    optimize: str | None = None,
+    maximize: bool = False,
+    fail_fast: bool = False,
+    gpus_per_run: int | None = None,
+    tags: Mapping[str, str] | None = None,
+    path: str = ".",
+) -> Any:
+    """Runs `target` once per point of `grid`, as `gitexp run -S ... -j JOBS` would, and returns
+    the sweep's runs as `search_runs` does (a DataFrame with pandas, else a list of dicts).
+
+        gitexp.sweep("python train.py", {"train.lr": [0.001, 0.01], "depth": "range(2,8,2)"},
+                     jobs=2)
+
+    `target` is a command (a string split like a shell's, or a list) or a function defined at
+    the top level of a module or script in the repository: each run calls it with the params
+    (overrides applied) and logs the numbers of the mapping it returns as metrics. A grid
+    value is a list of values, a sweep string (`"range(1,4)"`, `"interval(1e-4,1e-1)"` for
+    `trials`) or a single value for every run.
+    """
+    from gitexp.store.journal import recover
+    from gitexp.tracking.api import search_runs
+
+    repo = Repo.discover(path)
+    recover(repo)
+    if callable(target):
+        from gitexp.workflows.call import reference
+
+        command: tuple[str, ...] = (sys.executable, "-m", "gitexp.workflows.call",
+                                    reference(target, repo.root))  # fmt: skip
+    else:
+        command = command_argv(target)
+    request = SweepRequest(
+        command=command, name=name, overrides=tuple(_grid_specs(grid or {})), tags=dict(tags or {}),
+        jobs=jobs, queue=queue, cluster=cluster, sample=random, seed=seed, trials=trials,
+        optimize=optimize, maximize=maximize, fail_fast=fail_fast, gpus_per_run=gpus_per_run,
+    )  # fmt: skip
+
+    def warn(message: str) -> None:
+        print(f"gitexp: warning: {message}", file=sys.stderr)
+
+    def report(event: str, progress: Progress, finished: Finished | None) -> None:
+        if event == "finished" and finished is not None:
+            print(f"gitexp: [{progress.done}/{progress.total}] {finished.entry.name}: "
+                  f"{finished.result.status}", file=sys.stderr)  # fmt: skip
+
+    result = run_sweep(repo, request, warn, report)
+    sweep_name = result.plan.name
+    runs = search_runs(f"tags.sweep == '{sweep_name}'" if sweep_name else None, path=path)
+    if sweep_name is None:  # one run, not a sweep
+        names = set(result.queued)
+        runs = runs[runs["run_id"].isin(names)] if hasattr(runs, "iloc") else [
+            r for r in runs if r["run_id"] in names]  # fmt: skip
+    return runs
