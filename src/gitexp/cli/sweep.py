@@ -19,8 +19,9 @@ SCHEDULER_ENV = "GITEXP_DASK_SCHEDULER"
 
 def _cluster_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("-j", "--jobs", type=int, default=1, show_default=True,
-                     help="Run up to N points at once, each in a worktree of its own."),
+        click.option("-j", "--jobs", type=int, metavar="N",
+                     help="Run up to N points at once, each in a worktree of its own (default 1; "
+                     "on a cluster, its number of worker threads)."),
         click.option("--cluster", metavar="ADDRESS",
                      help=f"Run the points on a Dask scheduler (tcp://HOST:8786; ${SCHEDULER_ENV} "
                      "for sweeps)."),
@@ -118,9 +119,8 @@ def _plan_text(plan: Any, request: Any) -> str:
     for status, names in (("to run", [p.name for p in plan.points]), ("queued", plan.waiting),
                           ("running", plan.busy), ("recorded", plan.recorded)):  # fmt: skip
         rows += [[name, status] for name in names]
-    overrides = {p.name: p.overrides for p in plan.points}
     for row in rows:
-        specs = dict(o.split("=", 1) for o in overrides.get(row[0], ()))
+        specs = dict(o.split("=", 1) for o in plan.overrides.get(row[0], ()))
         row += [specs.get(a.target) for a in axes]
     text = render_rows(["run", "status", *[a.target for a in axes]], rows, "table")
     return f"{text}\n{len(plan.points)} run(s) to do" + (" (queued)" if request.queue else "")
@@ -172,6 +172,8 @@ class ProgressView:
 
     def _finished_line(self, p: Any, f: Any) -> str:
         mark = "ok" if f.result.status == "success" else f.result.status
+        if f.result.status == "failed":
+            mark += f" (exit {f.result.exit_code})"
         detail = self._metrics_text(f.record) if f.record else (f.result.error or "")
         if f.result.status not in ("success", "failed", "interrupted") or not f.record:
             detail = f"not recorded: {f.result.error or 'see gitexp queue logs ' + f.entry.name}"
@@ -318,7 +320,7 @@ def queue_status() -> None:
 @queue_group.command("start")
 @_cluster_options
 @click.option("--watch", is_flag=True, help="Keep running: wait for new entries when empty.")
-def queue_start(jobs: int, cluster: str | None, cluster_remote: str | None, fail_fast: bool,
+def queue_start(jobs: int | None, cluster: str | None, cluster_remote: str | None, fail_fast: bool,
                 gpus_per_run: int | None, watch: bool) -> None:  # fmt: skip
     """Run the queued entries, up to N at once, until the queue is empty (or, with --watch,
     for as long as it runs). Entries of a worker that died are queued again first."""
@@ -327,7 +329,7 @@ def queue_start(jobs: int, cluster: str | None, cluster_remote: str | None, fail
     from gitexp.workflows.sweep import SweepRequest, _executor, gpu_slots
     from gitexp.workflows.worktrees import clean_stale_worktrees
 
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise UsageError("-j needs a number of runs at once of at least 1")
     repo = open_repo()
     clean_stale_worktrees(repo)

@@ -78,6 +78,7 @@ class DaskPool:
         self.token = uuid.uuid4().hex[:12]
         self._snapshots: dict[tuple[str, str], tuple[str, Any]] = {}  # (base, tree) -> sent
         self._identity = _identity(repo)
+        self._capacity = (0.0, 1)
         if gpus and not any(
             (w.get("resources") or {}).get("GPU")
             for w in self.client.scheduler_info().get("workers", {}).values()
@@ -189,6 +190,13 @@ class DaskPool:
             if name is None or task.entry.name == name:
                 with contextlib.suppress(Exception):
                     task.stop.set()
+
+    def capacity(self) -> int:
+        """Without -j: as many runs at once as the cluster has worker threads now."""
+        if time.time() - self._capacity[0] > 5:
+            workers = self.client.scheduler_info().get("workers", {}).values()
+            self._capacity = (time.time(), max(1, sum(w.get("nthreads", 1) for w in workers)))
+        return self._capacity[1]
 
     def close(self) -> None:
         for task in self.workers.values():

@@ -175,6 +175,9 @@ class LocalPool:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.pid, signum)
 
+    def capacity(self) -> int:
+        return 1  # without -j, one run at a time
+
     def close(self) -> None:
         self._reap(block=True)
 

@@ -53,6 +53,7 @@ class Executor(Protocol):
     def start(self, entry: Entry, env: dict[str, str], keep_fds: list[int]) -> None: ...
     def wait(self, timeout: float) -> list[tuple[Entry, PointResult]]: ...
     def signal(self, name: str | None, signum: int) -> None: ...
+    def capacity(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -125,7 +126,7 @@ class Scheduler:
         self,
         repo: Repo,
         executor: Executor,
-        jobs: int,
+        jobs: int | None,
         *,
         gpus: GpuSlots | None = None,
         fail_fast: bool = False,
@@ -134,7 +135,8 @@ class Scheduler:
     ) -> None:
         self.repo = repo
         self.executor = executor
-        self.jobs = min(jobs, gpus.capacity) if gpus else jobs
+        self.requested_jobs = jobs  # None: the executor's own capacity (a cluster's threads)
+        self.gpus_capacity = gpus.capacity if gpus else None
         self.gpus = gpus
         self.fail_fast = fail_fast
         self.watch = watch
@@ -146,6 +148,11 @@ class Scheduler:
         self._devices: dict[str, list[str]] = {}
         self._started: dict[str, float] = {}
         self._identity = _identity_env(repo.author_ident())
+
+    @property
+    def jobs(self) -> int:
+        jobs = self.requested_jobs or self.executor.capacity()
+        return min(jobs, self.gpus_capacity) if self.gpus_capacity else jobs
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.stopping is None:

@@ -46,7 +46,7 @@ class SweepRequest:
     message: str | None = None
     record_failed: bool = True
     outs: tuple[str, ...] = ()
-    jobs: int = 1
+    jobs: int | None = None  # None: 1 here, the cluster's threads on a cluster
     queue: bool = False
     cluster: str | None = None  # a Dask scheduler address
     cluster_remote: str | None = None  # a git remote the cluster's workers fetch from
@@ -73,6 +73,7 @@ class SweepPlan:
     recorded: list[str]  # points that already have a run (skipped)
     waiting: list[str]  # points already queued (drained with the new ones)
     busy: list[str]  # points another worker runs now
+    overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # of every point
 
 
 @dataclass
@@ -96,7 +97,7 @@ def is_sweep(overrides: Sequence[str]) -> bool:
 
 
 def _check_request(request: SweepRequest) -> None:
-    if request.jobs < 1:
+    if request.jobs is not None and request.jobs < 1:
         raise UsageError("-j needs a number of runs at once of at least 1")
     if request.trials is not None:
         if request.trials < 1:
@@ -150,6 +151,7 @@ def plan_sweep(repo: Repo, request: SweepRequest) -> SweepPlan:
     plan = SweepPlan(sweep, grid, [], [], [], [])
     recorded = {r.lower() for r in runs}
     for name, point in zip(names, values, strict=True):
+        plan.overrides[name] = grid.overrides(point)
         if name.lower() in recorded:
             plan.recorded.append(name)
         elif name in entries:
@@ -339,7 +341,7 @@ def sweep(
     grid: Mapping[str, Any] | None = None,
     *,
     name: str | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     cluster: str | None = None,
     queue: bool = False,
     random: int | None = None,
