@@ -301,20 +301,21 @@ def queue_status() -> None:
 
     repo = open_repo()
     entries = list_entries(repo)
-    counts: dict[str, int] = {}
+    counts = {"queued": 0, "running": 0}
     for entry in entries:
         counts[_status_of(entry)] = counts.get(_status_of(entry), 0) + 1
-    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) or "the queue is empty")
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "the queue is empty")
     workers: dict[str, int] = {}
-    for entry in entries:
-        info = Lease.read(repo, entry.name) if entry.state == "running" else None
-        if info:
-            key = f"{info.get('host')} pid {info.get('driver')}"
-            workers[key] = workers.get(key, 0) + 1
-        elif entry.state == "running":
-            workers["a worker that died (queue start puts its runs back)"] = 1
+    for entry in (e for e in entries if e.state == "running"):
+        info = Lease.read(repo, entry.name)
+        key = f"worker {info.get('host')} pid {info.get('driver')}" if info else "dead"
+        workers[key] = workers.get(key, 0) + 1
     for worker, n in workers.items():
-        click.echo(f"worker {worker}: {n} running")
+        if worker == "dead":
+            click.echo(f"{n} running for a worker that died ('gitexp queue start' queues them "
+                       "again)")  # fmt: skip
+        else:
+            click.echo(f"{worker}: {n} running")
 
 
 @queue_group.command("start")
