@@ -97,14 +97,14 @@ def test_a_killed_worker_leaves_nothing_half_done_and_the_next_start_finishes(
         time.sleep(0.1)
     assert run_refs(repo) == []  # never half recorded
     status = gitexp("queue", "status").stdout
-    assert status.splitlines() == [
-        "2 queued, 2 running",
-        "2 running for a worker that died ('gitexp queue start' queues them again)",
+    assert status.splitlines() == [  # two running and two prepared to run next
+        "4 running",
+        "4 running for a worker that died ('gitexp queue start' queues them again)",
     ]
     again = start(repo, "-j", "2")
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
-    assert err.count("is queued again") == 2
+    assert err.count("is queued again") == 4
     assert run_refs(repo) == [f"refs/runs/k/seed-{i}" for i in (1, 2, 3, 4)]
     assert [e["status"] for e in entries(gitexp)] == ["success"] * 4
     assert not list((repo / ".git" / "gitexp" / "queue" / "worktrees").iterdir())

@@ -336,7 +336,7 @@ def queue_start(jobs: int | None, cluster: str | None, cluster_remote: str | Non
     clean_stale_worktrees(repo)
     for name in requeue_stale(repo):
         warn(f"{name} was cut off when its worker died; it is queued again")
-    request = SweepRequest(command=(), jobs=jobs, cluster=cluster or None,
+    request = SweepRequest(command=(), jobs=jobs, cluster=cluster or None, fail_fast=fail_fast,
                            cluster_remote=cluster_remote, gpus_per_run=gpus_per_run)  # fmt: skip
     view = ProgressView(None, None)
     scheduler = Scheduler(repo, _executor(repo, request, warn), jobs,

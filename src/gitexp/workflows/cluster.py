@@ -191,6 +191,15 @@ class DaskPool:
                 with contextlib.suppress(Exception):
                     task.stop.set()
 
+    def running(self) -> int:
+        return len(self.workers)
+
+    def standby(self) -> int:
+        return 0  # Dask queues the tasks itself
+
+    def go(self, count: int) -> None:
+        pass
+
     def capacity(self) -> int:
         """Without -j: as many runs at once as the cluster has worker threads now."""
         if time.time() - self._capacity[0] > 5:

@@ -7,6 +7,7 @@ process (and signal handlers) of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -38,11 +39,13 @@ def request_of(spec: EntrySpec) -> RunRequest:
     )
 
 
-def run_point(root: Path, spec: EntrySpec, warn: Callable[[str], None]) -> RunOutcome:
+def run_point(root: Path, spec: EntrySpec, warn: Callable[[str], None],
+              on_phase: Callable[[str], None] | None = None) -> RunOutcome:  # fmt: skip
     """Runs the entry in the worktree at `root`, from the directory it was queued from."""
     workdir = root / spec.cwd
     os.chdir(workdir if workdir.is_dir() else root)
-    return run_experiment(Repo.discover(root), request_of(spec), warn)
+    request = dataclasses.replace(request_of(spec), on_phase=on_phase)
+    return run_experiment(Repo.discover(root), request, warn)
 
 
 def outcome_json(outcome: RunOutcome | None, error: GitexpError | None = None) -> dict[str, Any]:

@@ -74,6 +74,10 @@ class RunRequest:
     # The user's branch, for a run made in a worktree of gitexp's (a sweep point), whose
     # own HEAD is detached at the user's commit.
     branch: str | None = None
+    # Told "ready" just before the command starts (it may wait there, or raise Interrupted)
+    # and "exited" when it has ended, before the run is recorded: a sweep prepares its next
+    # point while a command runs and starts it as one ends.
+    on_phase: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,8 @@ def _run_and_record(
     warn: Warn,
 ) -> RunOutcome:
     log = LogCapture()
+    if request.on_phase:
+        request.on_phase("ready")
     if guard.received:  # interrupted before the command could start
         raise Interrupted(f"run '{name}' was interrupted before its command started")
     config = load_config(lambda p: read_workspace_file(repo, p))
@@ -262,6 +268,8 @@ def _run_and_record(
     result = run_command(command, env, workdir, log, guard)
     guard.ignore()
     fault_point("command-exited")
+    if request.on_phase:
+        request.on_phase("exited")
     if result.interrupted_by:
         status = "interrupted"
         signum = {"SIGINT": 2, "SIGTERM": 15, "SIGHUP": 1}[result.interrupted_by]

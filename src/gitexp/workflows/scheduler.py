@@ -53,6 +53,9 @@ class Executor(Protocol):
     def start(self, entry: Entry, env: dict[str, str], keep_fds: list[int]) -> None: ...
     def wait(self, timeout: float) -> list[tuple[Entry, PointResult]]: ...
     def signal(self, name: str | None, signum: int) -> None: ...
+    def running(self) -> int: ...
+    def standby(self) -> int: ...
+    def go(self, count: int) -> None: ...
     def capacity(self) -> int: ...
     def close(self) -> None: ...
 
@@ -190,7 +193,11 @@ class Scheduler:
                 self.on_event("tick", self.progress, None)
 
     def _start_more(self, source: Source) -> None:
-        while len(self.executor.workers) < self.jobs:
+        """Starts commands up to -j, and prepares as many points again to start next (not
+        with GPUs: a waiting point would hold its GPUs)."""
+        self.executor.go(self.jobs - self.executor.running())
+        prefetch = 0 if self.gpus else self.jobs
+        while self.executor.running() + self.executor.standby() < self.jobs + prefetch:
             devices = self.gpus.take() if self.gpus else None
             if self.gpus and devices is None:
                 return
@@ -211,6 +218,7 @@ class Scheduler:
             lease.update({"pid": getattr(worker, "pid", os.getpid()), "driver": os.getpid()})
             self._update(source)
             self.on_event("started", self.progress, None)
+        self.executor.go(self.jobs - self.executor.running())
 
     def _ended(self, entry: Entry, result: PointResult, source: Source) -> None:
         lease = self._leases.pop(entry.name)
@@ -249,8 +257,10 @@ class Scheduler:
         p = self.progress
         p.done = len(p.finished)
         p.failed = sum(1 for f in p.finished if f.result.status != "success")
-        p.running = list(self.executor.workers)
-        p.total = p.done + len(p.running) + (source.pending() if self.stopping is None else 0)
+        p.running = [n for n, w in self.executor.workers.items()
+                     if getattr(w, "state", "running") == "running"]  # fmt: skip
+        started = len(self.executor.workers)
+        p.total = p.done + started + (source.pending() if self.stopping is None else 0)
         durations = [f.duration for f in p.finished]
         if durations and self.jobs:
             mean = sum(durations) / len(durations)

@@ -271,7 +271,7 @@ def _executor(repo: Repo, request: SweepRequest, warn: Warn) -> Any:
         return DaskPool(repo, request.cluster, request.cluster_remote, request.gpus_per_run, warn)
     from gitexp.workflows.pool import LocalPool
 
-    return LocalPool(repo)
+    return LocalPool(repo, request.fail_fast)
 
 
 def gpu_slots(per_run: int | None) -> GpuSlots | None:
