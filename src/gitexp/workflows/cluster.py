@@ -106,7 +106,8 @@ class DaskPool:
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / "snapshot.bundle"
                     self.repo.git(["bundle", "create", "-q", str(path), ref], write=True)
-                    carrier = self.client.scatter(path.read_bytes(), hash=False)
+                    # on every worker: tasks then go to any worker, not to where the data is
+                    carrier = self.client.scatter(path.read_bytes(), hash=False, broadcast=True)
         finally:
             self.repo.update_refs([f"delete {ref} {commit}"], "gitexp cluster snapshot")
         self._snapshots[(base, tree)] = (commit, carrier)
@@ -326,7 +327,8 @@ def run_remote_point(payload: dict[str, Any], bundle: bytes | None) -> dict[str,
         repo.update_refs([f"delete {stale}"], "gitexp cluster")
     gpus = _take_gpus(payload.get("gpus"))
     try:
-        with point_worktree(repo, base, f"{commit}^{{tree}}", payload["data"]) as root, \
+        later = lambda cleanup: threading.Thread(target=cleanup).start()  # noqa: E731
+        with point_worktree(repo, base, f"{commit}^{{tree}}", payload["data"], later) as root, \
                 tempfile.TemporaryDirectory() as tmp:  # fmt: skip
             spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
             spec_path.write_text(spec.to_json())

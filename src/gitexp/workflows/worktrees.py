@@ -53,9 +53,13 @@ def _root(repo: Repo) -> Path:
 
 
 @contextlib.contextmanager
-def point_worktree(repo: Repo, base: str, tree: str, data: bool) -> Iterator[Path]:
-    """A worktree at `base` whose files and index are `tree`, removed afterwards. An flock on
-    `<path>.lease` marks it in use, so a worktree left by a killed worker is cleaned later."""
+def point_worktree(
+    repo: Repo, base: str, tree: str, data: bool, remove: Callable[[Callable[[], None]], None] = (
+        lambda cleanup: cleanup())
+) -> Iterator[Path]:  # fmt: skip
+    """A worktree at `base` whose files and index are `tree`, removed afterwards (`remove` may
+    run the removal later, in a thread). An flock on `<path>.lease` marks it in use, so a
+    worktree left by a killed worker is cleaned later."""
     root = _root(repo)
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"{os.getpid()}-{next(_counter)}"
@@ -70,9 +74,13 @@ def point_worktree(repo: Repo, base: str, tree: str, data: bool) -> Iterator[Pat
             share_dvc_data(repo.root, path)
         yield path
     finally:
-        remove_worktree(repo, path)
-        os.unlink(f"{path}.lease")
-        os.close(lease)
+
+        def cleanup() -> None:
+            remove_worktree(repo, path)
+            os.unlink(f"{path}.lease")
+            os.close(lease)
+
+        remove(cleanup)
 
 
 def _worktree_git_dir(path: Path) -> Path:
