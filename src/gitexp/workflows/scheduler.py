@@ -260,7 +260,8 @@ class Scheduler:
         p.running = [n for n, w in self.executor.workers.items()
                      if getattr(w, "state", "running") == "running"]  # fmt: skip
         started = len(self.executor.workers)
-        p.total = p.done + started + (source.pending() if self.stopping is None else 0)
+        total = p.done + started + (source.pending() if self.stopping is None else 0)
+        p.total = total if self.stopping is not None else max(p.total, total)
         durations = [f.duration for f in p.finished]
         if durations and self.jobs:
             mean = sum(durations) / len(durations)
