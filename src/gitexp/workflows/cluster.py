@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.core.names import RUNS_PREFIX
-from gitexp.dvc.data import collect, transfer_objects
+from gitexp.dvc.data import DataEntry, Obj, collect, transfer_objects
 from gitexp.errors import GitexpError, RemoteError, UsageError
 from gitexp.store.git import RefExistsError, Repo
 from gitexp.store.snapshot import Target, read_pointer_files
@@ -96,7 +96,7 @@ class DaskPool:
         commit = self.repo.commit_tree(tree, base, "gitexp sweep snapshot\n", env)
         _push_data(self.repo, commit)
         ref = SNAPSHOTS + commit
-        self.repo.update_refs([f"update {ref} {commit}"], "gitexp cluster snapshot")
+        self.repo.try_update_refs([f"update {ref} {commit}"], "gitexp cluster snapshot")
         try:
             if self.remote:
                 self.repo.git([*_SAFE, "push", "--quiet", "--", self.remote, f"{ref}:{ref}"],
@@ -109,7 +109,7 @@ class DaskPool:
                     # on every worker: tasks then go to any worker, not to where the data is
                     carrier = self.client.scatter(path.read_bytes(), hash=False, broadcast=True)
         finally:
-            self.repo.update_refs([f"delete {ref} {commit}"], "gitexp cluster snapshot")
+            self.repo.try_update_refs([f"delete {ref} {commit}"], "gitexp cluster snapshot")
         self._snapshots[(base, tree)] = (commit, carrier)
         return commit, carrier
 
@@ -178,10 +178,10 @@ class DaskPool:
 
     def _fetch_data(self, commit: str) -> None:
         """The run's data into the local cache, so the run is here as a local one would be."""
-        digests = _data_digests(read_record(self.repo, commit))
-        if digests:
+        objects = _data_objects(read_record(self.repo, commit))
+        if objects:
             try:
-                transfer_objects(self.repo.root, digests, push=False)
+                transfer_objects(self.repo.root, objects, push=False)
             except GitexpError as exc:
                 self.warn(f"the run's data stays in the DVC remote for now ({exc})")
 
@@ -226,10 +226,11 @@ def _identity(repo: Repo) -> dict[str, str]:
             "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}  # fmt: skip
 
 
-def _data_digests(record: dict[str, Any] | None) -> list[str]:
-    """The hashes of a run's DVC-tracked data, from its record."""
+def _data_objects(record: dict[str, Any] | None) -> list[Obj]:
+    """The DVC objects of a run's data, from its record."""
     data = (record or {}).get("data") or {}
-    return [d["hash"] for d in data.values() if isinstance(d, dict) and "hash" in d]
+    entries = (DataEntry.from_json(path, item) for path, item in data.items())
+    return [entry.obj for entry in entries if entry is not None]
 
 
 def _push_data(repo: Repo, commit: str) -> None:
@@ -239,7 +240,7 @@ def _push_data(repo: Repo, commit: str) -> None:
         tracked = collect(read_pointer_files(repo, target, reader))
     if tracked:
         try:
-            transfer_objects(repo.root, [e.hash for e in tracked.values()], push=True)
+            transfer_objects(repo.root, [e.obj for e in tracked.values()], push=True)
         except RemoteError as exc:
             raise RemoteError(
                 f"the cluster's workers get data from the DVC remote: {exc}"
@@ -261,7 +262,7 @@ def _import_run(repo: Repo, name: str, bundle: bytes) -> str:
         raise UsageError(f"run '{name}' came back from the cluster, but a run of that name "
                          "exists here already; kept the local one") from None  # fmt: skip
     finally:
-        repo.update_refs([f"delete {scratch} {commit}"], "gitexp cluster")
+        repo.try_update_refs([f"delete {scratch} {commit}"], "gitexp cluster")
     return commit
 
 
@@ -324,11 +325,13 @@ def run_remote_point(payload: dict[str, Any], bundle: bytes | None) -> dict[str,
     base = repo.text(["rev-parse", f"{commit}^"])
     stale = RUNS_PREFIX + spec.name
     if repo.ref_exists(stale):  # left by an earlier attempt on this worker
-        repo.update_refs([f"delete {stale}"], "gitexp cluster")
+        repo.try_update_refs([f"delete {stale}"], "gitexp cluster")
     gpus = _take_gpus(payload.get("gpus"))
     try:
         later = lambda cleanup: threading.Thread(target=cleanup).start()  # noqa: E731
-        with point_worktree(repo, base, f"{commit}^{{tree}}", payload["data"], later) as root, \
+        place = repo.root.parent / "worktrees"
+        with point_worktree(repo, base, f"{commit}^{{tree}}", payload["data"], place,
+                            later) as root, \
                 tempfile.TemporaryDirectory() as tmp:  # fmt: skip
             spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
             spec_path.write_text(spec.to_json())
@@ -359,14 +362,14 @@ def run_remote_point(payload: dict[str, Any], bundle: bytes | None) -> dict[str,
             reply: dict[str, Any] = {"outcome": outcome, "bundle": None,
                                      "host": socket.gethostname()}  # fmt: skip
             if outcome.get("commit"):
-                digests = _data_digests(read_record(repo, outcome["commit"]))
-                if digests:
-                    transfer_objects(root, digests, push=True)
+                objects = _data_objects(read_record(repo, outcome["commit"]))
+                if objects:
+                    transfer_objects(root, objects, push=True)
                 path = Path(tmp) / "run.bundle"
                 repo.git(["bundle", "create", "-q", str(path), stale, "--not", base],
                          write=True)  # fmt: skip
                 reply["bundle"] = path.read_bytes()
-                repo.update_refs([f"delete {stale} {outcome['commit']}"], "gitexp cluster")
+                repo.try_update_refs([f"delete {stale} {outcome['commit']}"], "gitexp cluster")
             return reply
     finally:
         if gpus:

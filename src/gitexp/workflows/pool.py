@@ -202,7 +202,12 @@ class LocalPool:
             how = f"exited with {os.WEXITSTATUS(status)}"
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130:
             return PointResult("not-started", None, None, "interrupted before its command started")
-        return PointResult("lost", None, None, f"its worker {how}; see 'gitexp queue logs'")
+        try:
+            tail = log_path(self.repo, worker.entry.name).read_text(errors="replace")
+            tail = " | ".join(tail.strip().splitlines()[-3:])
+        except OSError:
+            tail = ""
+        return PointResult("lost", None, None, f"its worker {how}: {tail}"[:500])
 
     def _reap(self, block: bool) -> None:
         for pid in list(self._finished):
@@ -217,11 +222,15 @@ class LocalPool:
         command and records the run as interrupted). A Ctrl-C for all has reached every
         worker and command from the terminal already (they share its process group)."""
         if name is None:
-            self.drop_standby()
+            self.drop_standby()  # they stop without starting their command
             if signum == signal.SIGINT:
                 return
         for worker in list(self.workers.values()):
-            if name is None or worker.entry.name == name:
+            if name is not None and worker.entry.name != name:
+                continue
+            if worker.state in ("preparing", "ready"):
+                self._close_go(worker)
+            else:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.pid, signum)
 

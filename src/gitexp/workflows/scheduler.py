@@ -240,7 +240,7 @@ class Scheduler:
                    "run": result.commit, "error": result.error}  # fmt: skip
         queue.finish(self.repo, entry, outcome, self._identity)
         lease.release()
-        if result.commit:
+        if result.commit or not entry.spec.keep:  # the run has the log, or no entry stays
             queue.log_path(self.repo, entry.name).unlink(missing_ok=True)
         duration = (record or {}).get("duration") or (time.time() - started)
         finished = Finished(entry, result, float(duration), record)

@@ -4,7 +4,7 @@ The snapshot is the tree `gitexp run` would record before the command runs: trac
 untracked files as on disk (uncommitted edits included), DVC-tracked data committed to DVC's
 cache, taken once through a temporary index, so the user's workspace is only read.
 
-A point runs in a worktree of its own under `.git/gitexp/queue/worktrees/`: HEAD detached at
+A point runs in a worktree of its own in a temporary directory: HEAD detached at
 the user's commit, files and index as the snapshot, DVC's cache shared with the repository.
 So the run's parent is the user's HEAD and its tree what a run in the workspace would have
 had; the user's workspace, index and branch are never involved.
@@ -14,30 +14,44 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import itertools
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from gitexp.core.config import RESERVED_DIR
+from gitexp.errors import StateError
 from gitexp.store.git import Repo
-from gitexp.workflows.capture import check_workspace_files, data_blobs
-from gitexp.workflows.queue import state_dir
+from gitexp.workflows.capture import GENERATED_DIRS, data_blobs, screen_files
 
 Warn = Callable[[str], None]
-DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
 _counter = itertools.count(1)
 
 
 def snapshot_tree(repo: Repo, max_file_bytes: int, warn: Warn) -> str:
-    """The workspace as a tree; large files stop it and secret-looking files are left out,
-    as in a run's capture (rows G7, G8)."""
+    """The workspace as a tree. Secret-looking files are left out, as in a run (row G8); a
+    file too large for git goes to DVC's cache, its pointer in the tree (row G7), so every
+    worktree has it; without DVC the sweep stops, as its runs could not have the file."""
+    excludes = [RESERVED_DIR, *GENERATED_DIRS]
     with repo.temp_index() as index:
-        excludes = [RESERVED_DIR]
-        excludes += check_workspace_files(repo, index, excludes, max_file_bytes, warn)
-        files, _ = data_blobs(repo, index, [], lambda _phase: None)
-        index.add_all(excludes)
+        screened = screen_files(repo, index, excludes, max_file_bytes)
+        for rel in screened.secrets:
+            warn(f"left {rel} out of the sweep: it looks like a secret (add it to .gitignore)")
+        large = [rel for rel, _ in screened.large]
+        if large and not (repo.root / ".dvc").is_dir():
+            raise StateError(
+                f"{', '.join(large)}: over the {max_file_bytes / 1e6:g} MB limit for files in "
+                "git, so the sweep's worktrees could not have it: run 'gitexp init' (DVC then "
+                "stores it) or add it to .gitignore"
+            )
+        files, _ = data_blobs(repo, index, large, lambda _phase: None)
+        index.add_all([*excludes, *screened.secrets, *large])
+        if large:  # a large file git tracked before is now DVC's: only its pointer stays
+            repo.git(["rm", "-q", "--cached", "--ignore-unmatch", "--", *large], env=index.env,
+                     write=True)  # fmt: skip
         index.add_blobs(repo.write_blob_data(files))
         return index.write_tree()
 
@@ -48,19 +62,22 @@ def has_data(repo: Repo, tree: str) -> bool:
     return any(p.endswith(b".dvc") or p.endswith(b"dvc.lock") for p in out.split(b"\0"))
 
 
-def _root(repo: Repo) -> Path:
-    return state_dir(repo) / "worktrees"
+def worktrees_dir(repo: Repo) -> Path:
+    """Where a repository's sweep worktrees go: a temporary directory of its own (not under
+    `.git`, where gitexp never writes a params file)."""
+    key = hashlib.sha1(str(repo.common_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"gitexp-worktrees-{os.getuid()}" / key
 
 
 @contextlib.contextmanager
 def point_worktree(
-    repo: Repo, base: str, tree: str, data: bool, remove: Callable[[Callable[[], None]], None] = (
-        lambda cleanup: cleanup())
+    repo: Repo, base: str, tree: str, data: bool, place: Path | None = None,
+    remove: Callable[[Callable[[], None]], None] = lambda cleanup: cleanup(),
 ) -> Iterator[Path]:  # fmt: skip
     """A worktree at `base` whose files and index are `tree`, removed afterwards (`remove` may
     run the removal later, in a thread). An flock on `<path>.lease` marks it in use, so a
     worktree left by a killed worker is cleaned later."""
-    root = _root(repo)
+    root = place or worktrees_dir(repo)
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"{os.getpid()}-{next(_counter)}"
     lease = os.open(f"{path}.lease", os.O_RDWR | os.O_CREAT, 0o644)
@@ -104,7 +121,7 @@ def remove_worktree(repo: Repo, path: Path) -> None:
 
 def clean_stale_worktrees(repo: Repo) -> None:
     """Removes worktrees whose worker died (their lease is free)."""
-    root = _root(repo)
+    root = worktrees_dir(repo)
     if not root.is_dir():
         return
     for lease in root.glob("*.lease"):
