@@ -17,16 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BIN, DVC, ENV, GITEXP, sh
+from common import BIN, DVC, ENV, GITEXP, git_project, sh
 
 
 def project(root: Path, seconds: float) -> Path:
-    repo = root / "repo"
-    repo.mkdir()
-    sh(["git", "init", "-q", "-b", "main"], repo)
-    (repo / "params.yaml").write_text("seed: 0\n")
-    sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "-m", "base"], repo)
+    repo = git_project(root / "repo", {"params.yaml": "seed: 0\n"})
     sh([*GITEXP, "init"], repo)
     sh([*DVC, "stage", "add", "-q", "-n", "train", "-p", "seed", f"sleep {seconds}"], repo)
     sh(["git", "add", "-A"], repo)

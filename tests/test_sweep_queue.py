@@ -35,6 +35,18 @@ def entries(gitexp) -> list[dict]:
     return json.loads(proc.stdout)
 
 
+def queue_and_start(
+    repo: Path, tmp_path: Path, name: str, grid: str, *args: str
+) -> tuple[subprocess.Popen, Path]:
+    """Queues the sweep `name` of `grid` and starts a worker whose runs sleep a minute, each
+    leaving a mark in the returned directory when it starts."""
+    (repo / "sweep_train.py").write_text(SWEEP_TRAIN)
+    assert queue(repo, "-n", name, "-S", grid).returncode == 0
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    return start(repo, *args, env={"SLEEP": "60", "MARKS": str(marks)}), marks
+
+
 def wait_for(marks: Path, count: int, proc: subprocess.Popen) -> None:
     deadline = time.time() + 60
     while len(list(marks.iterdir())) < count:
@@ -83,11 +95,7 @@ def test_a_queue_is_stored_in_git_and_started_later(repo: Path, gitexp) -> None:
 def test_a_killed_worker_leaves_nothing_half_done_and_the_next_start_finishes(
     repo: Path, gitexp, tmp_path: Path
 ) -> None:
-    (repo / "sweep_train.py").write_text(SWEEP_TRAIN)
-    assert queue(repo, "-n", "k", "-S", "seed=1,2,3,4").returncode == 0
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    worker = start(repo, "-j", "2", env={"SLEEP": "60", "MARKS": str(marks)})
+    worker, marks = queue_and_start(repo, tmp_path, "k", "seed=1,2,3,4", "-j", "2")
     wait_for(marks, 2, worker)
     os.kill(worker.pid, signal.SIGKILL)  # the worker alone: its runs must not outlive it
     worker.communicate(timeout=30)
@@ -128,11 +136,7 @@ def test_two_workers_drain_one_queue_and_each_run_happens_once(repo: Path, gitex
 def test_queue_kill_stops_one_run_and_logs_follow_a_running_one(
     repo: Path, gitexp, tmp_path: Path
 ) -> None:
-    (repo / "sweep_train.py").write_text(SWEEP_TRAIN)
-    assert queue(repo, "-n", "kl", "-S", "seed=1,2").returncode == 0
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    worker = start(repo, "-j", "2", "--watch", env={"SLEEP": "60", "MARKS": str(marks)})
+    worker, marks = queue_and_start(repo, tmp_path, "kl", "seed=1,2", "-j", "2", "--watch")
     wait_for(marks, 2, worker)
     log = gitexp("queue", "logs", "kl/seed-1")
     assert log.returncode == 0 and "gitexp: running kl/seed-1" in log.stdout

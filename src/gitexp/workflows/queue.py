@@ -28,6 +28,7 @@ from typing import Any
 from gitexp.core.names import validate_name
 from gitexp.errors import UsageError
 from gitexp.store.git import Repo
+from gitexp.store.journal import try_flock
 from gitexp.store.records import iso_time
 
 QUEUED = "refs/gitexp/queue/"
@@ -258,14 +259,9 @@ class Lease:
         self.fd: int | None = None
 
     def acquire(self, info: dict[str, Any]) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        self.fd = try_flock(self.path)
+        if self.fd is None:
             return False
-        self.fd = fd
         self.update(info)
         return True
 
