@@ -40,11 +40,11 @@ def request_of(spec: EntrySpec) -> RunRequest:
 
 
 def run_point(root: Path, spec: EntrySpec, warn: Callable[[str], None],
-              on_phase: Callable[[str], None] | None = None) -> RunOutcome:  # fmt: skip
+              on_step: Callable[[str], None] | None = None) -> RunOutcome:  # fmt: skip
     """Runs the entry in the worktree at `root`, from the directory it was queued from."""
     workdir = root / spec.cwd
     os.chdir(workdir if workdir.is_dir() else root)
-    request = dataclasses.replace(request_of(spec), on_phase=on_phase)
+    request = dataclasses.replace(request_of(spec), on_step=on_step)
     return run_experiment(Repo.discover(root), request, warn)
 
 

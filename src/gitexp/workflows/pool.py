@@ -256,7 +256,7 @@ def _work(repo: Repo, entry: Entry, snapshot: tuple[str, str, bool], env: dict[s
     def send(message: dict[str, Any]) -> None:
         os.write(result_fd, (json.dumps(message) + "\n").encode())
 
-    def on_phase(phase: str) -> None:
+    def on_step(phase: str) -> None:
         send({"event": phase})
         if phase == "ready" and os.read(go_fd, 1) != b"g":  # the sweep stopped meanwhile
             raise Interrupted(f"run '{entry.name}' was not started: the sweep stopped")
@@ -266,7 +266,7 @@ def _work(repo: Repo, entry: Entry, snapshot: tuple[str, str, bool], env: dict[s
     base, tree, data = snapshot
     try:
         with point_worktree(repo, base, tree, data) as root:
-            send(outcome_json(run_point(root, entry.spec, warn, on_phase)))
+            send(outcome_json(run_point(root, entry.spec, warn, on_step)))
             sent = True  # before the worktree is removed: the scheduler goes on meanwhile
     except GitexpError as exc:
         print(f"gitexp: error: {exc}", file=sys.stderr, flush=True)

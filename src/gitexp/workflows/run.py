@@ -77,7 +77,7 @@ class RunRequest:
     # Told "ready" just before the command starts (it may wait there, or raise Interrupted)
     # and "exited" when it has ended, before the run is recorded: a sweep prepares its next
     # point while a command runs and starts it as one ends.
-    on_phase: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    on_step: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -251,8 +251,8 @@ def _run_and_record(
     warn: Warn,
 ) -> RunOutcome:
     log = LogCapture()
-    if request.on_phase:
-        request.on_phase("ready")
+    if request.on_step:
+        request.on_step("ready")
     if guard.received:  # interrupted before the command could start
         raise Interrupted(f"run '{name}' was interrupted before its command started")
     config = load_config(lambda p: read_workspace_file(repo, p))
@@ -268,8 +268,8 @@ def _run_and_record(
     result = run_command(command, env, workdir, log, guard)
     guard.ignore()
     fault_point("command-exited")
-    if request.on_phase:
-        request.on_phase("exited")
+    if request.on_step:
+        request.on_step("exited")
     if result.interrupted_by:
         status = "interrupted"
         signum = {"SIGINT": 2, "SIGTERM": 15, "SIGHUP": 1}[result.interrupted_by]
