@@ -166,3 +166,27 @@ def test_a_sweep_on_dask_survives_a_lost_worker_and_lands_like_a_local_one(clust
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(run_file(repo, "viaremote/lr-0.25", "metrics.json"))["acc"] == 0.75
+
+    # Ctrl-C: the run under way on the worker is stopped and recorded as interrupted, the
+    # point that had not started is dropped.
+    for mark in marks.iterdir():
+        mark.unlink()
+    wait = "import os, time, uuid; open(os.path.join(os.environ['MARKS'], uuid.uuid4().hex), 'w')"
+    stopped = subprocess.Popen(
+        [*GITEXP, "run", "-n", "stop", "-S", "seed=1,2", "--cluster", dask.address, "--",
+         sys.executable, "-c", f"{wait}; time.sleep(60)"],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not list(marks.iterdir()):
+        assert time.time() < deadline and stopped.poll() is None, stopped.communicate()
+        time.sleep(0.1)
+    os.killpg(stopped.pid, signal.SIGINT)
+    _, err = stopped.communicate(timeout=60)
+    assert stopped.returncode == 130, err
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/runs/stop/") == (
+        "refs/runs/stop/seed-1")  # fmt: skip
+    record = json.loads(run_file(repo, "stop/seed-1", ".gitexp/run.json"))
+    assert (record["status"], record["interrupted_by"]) == ("interrupted", "SIGTERM")
+    assert git(repo, "for-each-ref", "refs/gitexp/") == ""

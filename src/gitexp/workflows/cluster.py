@@ -320,6 +320,10 @@ def run_remote_point(payload: dict[str, Any], bundle: bytes | None) -> dict[str,
     from gitexp.workflows.queue import EntrySpec
 
     spec = EntrySpec.from_json(payload["spec"])
+    stop = Event(payload["stop"])
+    if stop.is_set():  # the sweep stopped before this point started
+        return {"outcome": {"status": "not-started", "exit_code": None, "commit": None,
+                            "error": "the sweep stopped"}, "bundle": None}  # fmt: skip
     repo = _worker_repo(payload, bundle)
     commit = payload["snapshot"]
     base = repo.text(["rev-parse", f"{commit}^"])
@@ -341,23 +345,21 @@ def run_remote_point(payload: dict[str, Any], bundle: bytes | None) -> dict[str,
             argv = [sys.executable, "-m", "gitexp.workflows.point", str(spec_path), str(root),
                     str(result_path)]  # fmt: skip
             guard = SignalGuard()  # not entered: Dask runs tasks in threads
-            stop = Event(payload["stop"])
-            done = threading.Event()
-
-            def watch() -> None:
-                while not done.wait(0.5):
-                    child = guard.child
-                    if child is not None and child.poll() is None and stop.is_set():
-                        child.send_signal(signal.SIGTERM)  # recorded as interrupted
-                        return
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
-            log = LogCapture()
-            try:
-                run_command(argv, env, root, log, guard)
-            finally:
-                done.set()
+            # The run goes in a thread of its own; this one (the task's, where Dask's Event
+            # works) watches for a stop from the sweep and passes it on as SIGTERM.
+            runner = threading.Thread(
+                target=run_command, args=(argv, env, root, LogCapture(), guard), daemon=True
+            )
+            runner.start()
+            stopped = False
+            while runner.is_alive():
+                runner.join(0.5)
+                child = guard.child
+                if not stopped and child is not None and child.poll() is None and stop.is_set():
+                    child.send_signal(signal.SIGTERM)  # the run is recorded as interrupted
+                    stopped = True
+            if not result_path.exists():
+                raise RuntimeError("the point's gitexp process ended without a result")
             outcome = json.loads(result_path.read_text())
             reply: dict[str, Any] = {"outcome": outcome, "bundle": None,
                                      "host": socket.gethostname()}  # fmt: skip

@@ -294,6 +294,17 @@ def gpu_slots(per_run: int | None) -> GpuSlots | None:
     return GpuSlots(devices, per_run)
 
 
+def _python() -> str:
+    """This Python as a command: its name when PATH finds this one by it (so the recorded
+    command runs elsewhere too), else its path."""
+    import shutil
+
+    name = os.path.basename(sys.executable)
+    found = shutil.which(name)
+    same = found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
+    return name if same else sys.executable
+
+
 def command_argv(command: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(shlex.split(command)) if isinstance(command, str) else tuple(command)
 
@@ -374,7 +385,7 @@ def sweep(
     if callable(target):
         from gitexp.workflows.call import reference
 
-        command: tuple[str, ...] = (sys.executable, "-m", "gitexp.workflows.call",
+        command: tuple[str, ...] = (_python(), "-m", "gitexp.workflows.call",
                                     reference(target, repo.root))  # fmt: skip
     else:
         command = command_argv(target)
