@@ -184,7 +184,8 @@ class Spec:
 
     def __init__(self, repo: Repo, request: SweepRequest, sweep: str | None) -> None:
         command = resolve_command(repo, request.command)
-        find_executable(command, os.environ)
+        if not request.cluster:  # a cluster's workers may have programs this machine lacks
+            find_executable(command, os.environ)
         if request.outs and not (repo.root / ".dvc").is_dir():
             raise UsageError("--out needs DVC in this repository: run 'gitexp init' first")
         for key in request.tags:
