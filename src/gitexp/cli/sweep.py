@@ -245,7 +245,7 @@ class ProgressView:
 
 
 def _guess_metric(record: dict[str, Any]) -> tuple[str | None, bool | None]:
-    from gitexp.report.builder import direction
+    from gitexp.report.gather import direction
 
     for values in (record.get("metrics") or {}).values():
         for key in values if isinstance(values, dict) else ():
