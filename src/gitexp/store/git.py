@@ -359,6 +359,7 @@ class Repo:
         ).stdout.decode("utf-8", "surrogateescape")  # fmt: skip
         pairs = (line.partition("\0") for line in out.splitlines())
         return [(name, commit) for name, _, commit in pairs if commit]
+
     def try_update_refs(self, commands: Sequence[str], message: str) -> bool:
         """`update_refs`, returning False when a ref was not as the commands expect (it
         exists, or has another value: another process got there first)."""
