@@ -96,6 +96,8 @@ def point_worktree(
             remove_worktree(repo, path)
             os.unlink(f"{path}.lease")
             os.close(lease)
+            with contextlib.suppress(OSError):  # the last worktree of the repository
+                root.rmdir()
 
         remove(cleanup)
 
