@@ -27,6 +27,17 @@ def sh(args: list[str], cwd: Path, **kwargs: object) -> subprocess.CompletedProc
     return subprocess.run(args, cwd=cwd, env=ENV, check=True, capture_output=True, **kwargs)
 
 
+def git_project(repo: Path, files: dict[str, str]) -> Path:
+    """A new git repository at `repo` whose first commit holds `files`."""
+    repo.mkdir()
+    sh(["git", "init", "-q", "-b", "main"], repo)
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "-m", "base"], repo)
+    return repo
+
+
 def timed(args: list[str], cwd: Path, repeat: int = 5) -> float:
     """Median wall time of a command, in seconds."""
     times = []

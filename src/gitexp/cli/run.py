@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import click
 
 from gitexp.cli.app import cli, open_repo, parse_tags, warn
+from gitexp.cli.sweep import run_sweep_command, sweep_options, wants_sweep
 
 
 @cli.command()
@@ -43,6 +45,7 @@ def init() -> None:
     is_flag=True,
     help="Do not record the run when the command fails or is interrupted.",
 )
+@sweep_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run(
@@ -54,15 +57,22 @@ def run(
     no_record_failed: bool,
     outs: tuple[str, ...],
     command: tuple[str, ...],
+    **sweep: Any,
 ) -> None:
     """Run COMMAND and record it as a run (without COMMAND: `dvc repro` if dvc.yaml exists).
 
     The run is one commit on refs/runs/NAME whose parent is HEAD. Your branch, index, stash
     and uncommitted files are left as they are; -S overrides hold for this run only.
+
+    A sweep: -S 'train.lr=0.001,0.01', 'KEY=range(2,8,2)' or 'KEY=choice(a,b)' (several -S
+    make the product) runs one run per point, named NAME/lr-0.01, -j N at once.
     """
     from gitexp.workflows.run import RunRequest, run_experiment
 
     tag_map = parse_tags(tags)
+    if wants_sweep(overrides, sweep):
+        ctx.exit(run_sweep_command(command, name, overrides, tag_map, message,
+                                   not no_record_failed, outs, sweep))  # fmt: skip
     request = RunRequest(
         command=command,
         name=name,

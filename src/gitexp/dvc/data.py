@@ -473,6 +473,11 @@ def checkout_data(root: Path, remote: str | None = None) -> None:
                 ) from again
 
 
+def preload() -> None:
+    """Imports DVC now: before forking workers that all use it, once instead of in each."""
+    import dvc.repo  # noqa: F401
+
+
 def transfer_objects(
     root: Path, objects: Iterable[Obj], push: bool, remote: str | None = None
 ) -> int:

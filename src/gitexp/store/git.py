@@ -360,6 +360,20 @@ class Repo:
         pairs = (line.partition("\0") for line in out.splitlines())
         return [(name, commit) for name, _, commit in pairs if commit]
 
+    def try_update_refs(self, commands: Sequence[str], message: str) -> bool:
+        """`update_refs`, returning False when a ref was not as the commands expect (it
+        exists, or has another value: another process got there first)."""
+        try:
+            self.update_refs(commands, message)
+        except RefExistsError:
+            return False
+        except GitCommandError as exc:
+            lost = ("but expected", "unable to resolve", "File exists", "cannot lock ref")
+            if any(reason in exc.stderr for reason in lost):
+                return False
+            raise
+        return True
+
     # --- objects -----------------------------------------------------------------------------
 
     def write_blob_data(self, files: Mapping[str, bytes]) -> dict[str, str]:
@@ -378,6 +392,31 @@ class Repo:
             for temp in temps:
                 temp.unlink(missing_ok=True)
         return dict(zip(files, out.stdout.decode().split(), strict=True))
+
+    def write_commits(
+        self, tree: str, parent: str, messages: Sequence[str], env: Mapping[str, str]
+    ) -> list[str]:
+        """Commits of one tree and parent, one per message, written by one git process (what
+        `commit_tree` does once per process). `env` may set the identity as for commit-tree."""
+        if not messages:
+            return []
+        author, committer = (
+            self.text(["var", f"GIT_{who}_IDENT"], env=env) for who in ("AUTHOR", "COMMITTER")
+        )
+        header = f"tree {tree}\nparent {parent}\nauthor {author}\ncommitter {committer}\n\n"
+        tmp_dir = self.gitexp_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        temps = [tmp_dir / f"commit.{os.getpid()}.{i}" for i in range(len(messages))]
+        try:
+            for temp, message in zip(temps, messages, strict=True):
+                temp.write_bytes((header + message).encode())
+            listing = "".join(f"{t}\n" for t in temps).encode()
+            out = self.git(["hash-object", "-t", "commit", "-w", "--stdin-paths"], stdin=listing,
+                           write=True)  # fmt: skip
+        finally:
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+        return out.stdout.decode().split()
 
     @contextlib.contextmanager
     def temp_index(self) -> Iterator[TempIndex]:

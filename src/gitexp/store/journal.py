@@ -94,6 +94,19 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def try_flock(path: Path) -> int | None:
+    """An open descriptor of `path` holding its exclusive flock, or None when another process
+    holds it. The kernel releases the lock when its holder dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class RunLock:
     """One run at a time per worktree: an flock the kernel releases when its holder dies,
     so a lock left by a killed run is never stale (row A8)."""
@@ -110,15 +123,8 @@ class RunLock:
             return "another run"
 
     def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        self._fd = try_flock(self.path)
+        return self._fd is not None
 
     def acquire(self, name: str, interrupted: Callable[[], bool] = lambda: False) -> None:
         """Waits for the lock; `interrupted` lets Ctrl-C end the wait."""

@@ -71,6 +71,13 @@ class RunRequest:
     outs: tuple[str, ...] = ()  # artifacts for DVC, relative to the repository root
     reproduces: str | None = None  # the run this one re-runs (gitexp reproduce)
     base: str | None = None  # the base to record when the workspace's HEAD is not it
+    # The user's branch, for a run made in a worktree of gitexp's (a sweep point), whose
+    # own HEAD is detached at the user's commit.
+    branch: str | None = None
+    # Told "ready" just before the command starts (it may wait there, or raise Interrupted)
+    # and "exited" when it has ended, before the run is recorded: a sweep prepares its next
+    # point while a command runs and starts it as one ends.
+    on_step: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,7 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
     for key in request.tags:
         if not key or any(c.isspace() for c in key):
             raise UsageError(f"invalid tag name '{key}': use a name without spaces")
-    branch = repo.text(["symbolic-ref", "-q", "HEAD"], check=False) or None
+    branch = request.branch or repo.text(["symbolic-ref", "-q", "HEAD"], check=False) or None
     author = repo.author_ident()
     name = free_name(repo, name)
     env = child_environment(name)
@@ -244,6 +251,8 @@ def _run_and_record(
     warn: Warn,
 ) -> RunOutcome:
     log = LogCapture()
+    if request.on_step:
+        request.on_step("ready")
     if guard.received:  # interrupted before the command could start
         raise Interrupted(f"run '{name}' was interrupted before its command started")
     config = load_config(lambda p: read_workspace_file(repo, p))
@@ -259,6 +268,8 @@ def _run_and_record(
     result = run_command(command, env, workdir, log, guard)
     guard.ignore()
     fault_point("command-exited")
+    if request.on_step:
+        request.on_step("exited")
     if result.interrupted_by:
         status = "interrupted"
         signum = {"SIGINT": 2, "SIGTERM": 15, "SIGHUP": 1}[result.interrupted_by]
