@@ -273,7 +273,7 @@ def _status_of(entry: Any) -> str:
 @output_options
 def queue_list(fmt: str | None, precision: int) -> None:
     """List queued, running and finished entries, oldest first."""
-    from gitexp.cli.views import _short_time
+    from gitexp.cli.views import short_time
     from gitexp.core.render import render_rows
     from gitexp.workflows.queue import Lease, list_entries
 
@@ -288,7 +288,7 @@ def queue_list(fmt: str | None, precision: int) -> None:
         run = (entry.outcome or {}).get("run")
         rows.append([entry.name, _status_of(entry), entry.spec.sweep,
                      " ".join(entry.spec.overrides),
-                     _short_time(entry.spec.queued) if short else entry.spec.queued,
+                     short_time(entry.spec.queued) if short else entry.spec.queued,
                      run[:10] if run and short else run, where])  # fmt: skip
     if not rows and not fmt:
         click.echo("the queue is empty: queue runs with 'gitexp run --queue'")

@@ -26,7 +26,7 @@ from gitexp.store.records import read_environment, read_run_log
 from gitexp.store.snapshot import resolve_target
 
 
-def _short_time(iso: str | None) -> str | None:
+def short_time(iso: str | None) -> str | None:
     """'2026-11-24T14:09:37.215+00:00' as '2026-11-24 14:09:37' in this machine's time zone."""
     if not iso:
         return None
@@ -82,7 +82,7 @@ def show_output(
             f"{e.name} (dvc)" if e.dvc_experiment and fmt != "csv" else e.name,
             e.rev[:7] if short and e.rev != "workspace" else e.rev,
             (e.base[:7] if short else e.base) if e.base else None,
-            _short_time(e.created) if short else e.created,
+            short_time(e.created) if short else e.created,
             e.status,
             e.duration,
         ]

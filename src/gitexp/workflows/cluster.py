@@ -88,11 +88,11 @@ class DaskPool:
 
     def _snapshot(self, base: str, tree: str) -> tuple[str, Any]:
         """The commit (tree on base) the workers start from, and how it gets to them."""
-        from gitexp.workflows.run import _identity_env
+        from gitexp.workflows.run import identity_env
 
         if (base, tree) in self._snapshots:
             return self._snapshots[(base, tree)]
-        env = _identity_env(self.repo.author_ident())
+        env = identity_env(self.repo.author_ident())
         commit = self.repo.commit_tree(tree, base, "gitexp sweep snapshot\n", env)
         _push_data(self.repo, commit)
         ref = SNAPSHOTS + commit

@@ -105,7 +105,7 @@ def _worktree(repo: Repo, rev: str, keep: bool) -> Iterator[Path]:
     marker = register_worktree(repo, path)
     try:
         repo.git(["worktree", "add", "-q", "--detach", str(path), rev], write=True)
-        _share_dvc_cache(repo.root, path)
+        share_dvc_cache(repo.root, path)
         yield path
     finally:
         if not keep:
@@ -115,7 +115,7 @@ def _worktree(repo: Repo, rev: str, keep: bool) -> Iterator[Path]:
         marker.unlink(missing_ok=True)
 
 
-def _share_dvc_cache(root: Path, worktree: Path) -> None:
+def share_dvc_cache(root: Path, worktree: Path) -> None:
     """The worktree uses the repository's DVC cache and its DVC configuration as it is now
     (remotes, credentials): a run recorded before its DVC remote was committed can still
     fetch its data, and data already in the cache is not copied or fetched again."""

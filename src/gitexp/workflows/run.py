@@ -158,7 +158,7 @@ def _commit_message(name: str, request: RunRequest, command: Sequence[str], stat
     return f"{summary}\n\n{body}{trailers}"
 
 
-def _identity_env(author: str | None) -> dict[str, str]:
+def identity_env(author: str | None) -> dict[str, str]:
     """Without a git identity, commits get gitexp's own (row G11)."""
     if author is not None:
         return {}
@@ -261,7 +261,7 @@ def _run_and_record(
     before = _digests(repo, config.metrics_files)
     inputs = repo.commit_tree(
         snapshot_inputs(repo, config.max_file_bytes), base, f"inputs of run {name}\n",
-        _identity_env(author),
+        identity_env(author),
     )  # fmt: skip
     # The command starts where the user is, as it would without gitexp.
     workdir = _workdir(repo)
@@ -462,7 +462,7 @@ def save_workspace(repo: Repo, reason: str, warn: Warn) -> str:
     # What is staged is kept too, as `git stash` keeps it: a second parent whose tree is the
     # index, so applying the saved run can bring back index and worktree both (row S9).
     index_commit = repo.commit_tree(
-        repo.index_tree(), base, f"index of {name}\n", _identity_env(repo.author_ident())
+        repo.index_tree(), base, f"index of {name}\n", identity_env(repo.author_ident())
     )
     record["index"] = index_commit
     _write_run_commit(
@@ -492,7 +492,7 @@ def _write_run_commit(
     message = _commit_message(
         name, request, command, record["status"], record["exit_code"], record["duration"]
     )
-    commit = repo.commit_tree(tree, parents, message, _identity_env(author))
+    commit = repo.commit_tree(tree, parents, message, identity_env(author))
     fault_point("commit-written")
     try:
         repo.create_ref(

@@ -22,7 +22,7 @@ from gitexp.store.snapshot import RECORD_PATH, parse_record
 from gitexp.workflows import queue
 from gitexp.workflows.pool import PointResult
 from gitexp.workflows.queue import Entry, Lease
-from gitexp.workflows.run import _identity_env
+from gitexp.workflows.run import identity_env
 
 TICK = 0.25  # seconds between progress updates
 WATCH_POLL = 1.0  # seconds between looks at the queue when it is empty (queue start --watch)
@@ -150,7 +150,7 @@ class Scheduler:
         self._leases: dict[str, Lease] = {}
         self._devices: dict[str, list[str]] = {}
         self._started: dict[str, float] = {}
-        self._identity = _identity_env(repo.author_ident())
+        self._identity = identity_env(repo.author_ident())
 
     @property
     def jobs(self) -> int:

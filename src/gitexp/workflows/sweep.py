@@ -29,7 +29,7 @@ from gitexp.workflows.capture import normalise_out
 from gitexp.workflows.execute import find_executable
 from gitexp.workflows.grid import Grid, choose_points, parse_grid, point_names
 from gitexp.workflows.queue import EntrySpec
-from gitexp.workflows.run import _identity_env, resolve_command
+from gitexp.workflows.run import identity_env, resolve_command
 from gitexp.workflows.scheduler import Finished, GpuSlots, Progress, QueueSource, Scheduler
 from gitexp.workflows.worktrees import clean_stale_worktrees, snapshot_tree
 
@@ -227,7 +227,7 @@ def run_sweep(
     specs = Spec(repo, request, plan.name)
     config = load_config(lambda p: read_workspace_file(repo, p))
     tree = snapshot_tree(repo, config.max_file_bytes, warn)
-    identity = _identity_env(repo.author_ident())
+    identity = identity_env(repo.author_ident())
     entries = queue.enqueue(
         repo, tree, base, [specs.make(p, i) for i, p in enumerate(plan.points)], identity
     )

@@ -110,9 +110,9 @@ def _worktree_git_dir(path: Path) -> Path:
 def share_dvc_data(root: Path, worktree: Path) -> None:
     """The worktree uses the repository's DVC cache and config, and gets its data on disk."""
     from gitexp.dvc.data import checkout_data
-    from gitexp.workflows.reproduce import _share_dvc_cache
+    from gitexp.workflows.reproduce import share_dvc_cache
 
-    _share_dvc_cache(root, worktree)
+    share_dvc_cache(root, worktree)
     checkout_data(worktree)
 
 
