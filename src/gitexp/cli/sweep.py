@@ -57,10 +57,10 @@ def sweep_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def wants_sweep(overrides: tuple[str, ...], options: dict[str, Any]) -> bool:
-    from gitexp.workflows.sweep import is_sweep
+    from gitexp.workflows.grid import parse_grid  # light: a plain run imports no sweep
 
     explicit = ("to_queue", "cluster", "sample", "trials", "dry_run")
-    return is_sweep(overrides) or any(options.get(k) for k in explicit)
+    return any(options.get(k) for k in explicit) or parse_grid(overrides).is_sweep
 
 
 def run_sweep_command(command: tuple[str, ...], name: str | None, overrides: tuple[str, ...],
