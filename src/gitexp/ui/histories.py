@@ -107,6 +107,8 @@ def parse_history(data: bytes, path: str, base: str = "") -> History:
                 values.append(_number(row[i]) if i < len(row) else None)
     except csv.Error:
         return {}
+    if not steps:
+        return {}
     return {
         metric_name(path, base, header[i], len(value_at)): Series(steps, values)
         for i, values in zip(value_at, columns, strict=True)

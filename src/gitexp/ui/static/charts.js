@@ -5,6 +5,8 @@ import { color, fmt, h, isNumber } from "./dom.js";
 
 /* global uPlot */
 
+const LOG_FLOOR = 1e-15;
+
 // TensorBoard's smoothing: an exponential moving average, debiased at the start.
 export function smooth(values, weight) {
   if (!weight) return values;
@@ -64,8 +66,14 @@ export function lineChart(el, title, lines, { log = false, xLabel = "step", heig
   const all = tables.concat(bandTables);
   if (!all.length) return null;
   const joined = all.length === 1 ? [all[0][0], all[0][1]] : uPlot.join(all);
+  // A log axis shows positive values down to 1e-15 (uPlot's axis stops there).
+  let dropped = 0;
   const data = joined.map((column, i) => (i === 0 || !log ? column
-    : column.map((v) => (isNumber(v) && v > 0 ? v : null))));
+    : column.map((v) => {
+      if (isNumber(v) && v >= LOG_FLOOR) return v;
+      if (isNumber(v)) dropped += 1;
+      return null;
+    })));
   const series = [{ label: xLabel }];
   lines.forEach((line) => series.push({
     label: line.label,
@@ -87,7 +95,8 @@ export function lineChart(el, title, lines, { log = false, xLabel = "step", heig
     next += 2;
   });
   const readout = h("div", { class: "readout muted" }, " ");
-  const box = h("div", { class: "chart" }, h("div", { class: "chart-title" }, title));
+  const box = h("div", { class: "chart" }, h("div", { class: "chart-title" }, title,
+    dropped ? h("span", { class: "muted" }, ` (${dropped} values at or below ${LOG_FLOOR} not drawn on a log scale)`) : null));
   el.append(box);
   let focused = null;
   const opts = {
