@@ -3,7 +3,6 @@ one `git fast-import`), and `gitexp ui` started as a user starts it, on a free p
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 import math
@@ -18,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
-
-import yaml
 
 GITEXP = [sys.executable, "-m", "gitexp"]
 
@@ -62,6 +59,18 @@ def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _yaml(doc: Mapping[str, Any], indent: str = "") -> str:
+    """Block YAML of nested mappings of numbers and strings (yaml.safe_dump is too slow for
+    10,000 files); values are JSON scalars, which YAML reads the same."""
+    lines = []
+    for key, value in doc.items():
+        if isinstance(value, Mapping):
+            lines.append(f"{indent}{key}:\n{_yaml(value, indent + '  ')}")
+        else:
+            lines.append(f"{indent}{key}: {json.dumps(value)}\n")
+    return "".join(lines)
+
+
 def _iso(ts: float) -> str:
     from datetime import datetime, timezone
 
@@ -85,7 +94,7 @@ def add_runs(repo: Path, template: str, specs: Iterable[RunSpec]) -> int:
     stream: list[bytes] = []
     count = 0
     for spec in specs:
-        record = copy.deepcopy(base)
+        record = dict(base)  # the fields replaced here are the ones that differ
         record.update(
             name=spec.name,
             status=spec.status,
@@ -98,10 +107,10 @@ def add_runs(repo: Path, template: str, specs: Iterable[RunSpec]) -> int:
             metrics={"dvclive/metrics.json": spec.metrics},
         )
         files = {
-            ".gitexp/run.json": json.dumps(record, indent=2),
+            ".gitexp/run.json": json.dumps(record),
             ".gitexp/run.log": f"training {spec.name}\n",
-            "params.yaml": yaml.safe_dump(_nested(spec.params), sort_keys=False),
-            "dvclive/metrics.json": json.dumps(spec.metrics, indent=2),
+            "params.yaml": _yaml(_nested(spec.params)),
+            "dvclive/metrics.json": json.dumps(spec.metrics),
         }
         for metric, values in spec.histories.items():
             files[f"dvclive/plots/metrics/{metric}.tsv"] = _tsv(metric, values)

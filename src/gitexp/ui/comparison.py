@@ -17,7 +17,7 @@ from gitexp.store.listing import diff_structure, entry_from_state
 from gitexp.store.snapshot import read_states, resolve_target
 from gitexp.ui.details import code_diff
 from gitexp.ui.histories import HistoryCache, Series, downsample
-from gitexp.ui.runs import Row, RunTable, experiment_of, live_histories
+from gitexp.ui.runs import Row, RunTable, experiment_of, live_histories, live_name
 
 MAX_RUNS = 5000
 POINT_BUDGET = 400_000  # points per metric chart, shared by its series
@@ -53,7 +53,7 @@ def compare(
             rows.append(Row(entry=entry, kind="revision", experiment=""))
         revs = [r.entry.rev for r in rows if r.kind != "live"]
         found = cache.histories(reader, revs)
-    live = {r.name: r for r in table.live_runs()}
+    live = {live_name(r): r for r in table.live_runs()}
     histories: dict[str, dict[str, Series]] = {}
     for row in rows:
         if row.kind == "live" and row.entry.name in live:

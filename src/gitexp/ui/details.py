@@ -31,7 +31,7 @@ from gitexp.store.snapshot import (
     resolve_target,
 )
 from gitexp.ui.histories import HistoryCache, Series, downsample
-from gitexp.ui.runs import RunTable, live_histories, live_state
+from gitexp.ui.runs import RunTable, live_histories, live_name, live_state
 from gitexp.ui.security import cache_file, tree_path
 
 MAX_DIFF_BYTES = 2 * 1024 * 1024
@@ -127,7 +127,7 @@ def series_json(histories: dict[str, Series], max_points: int) -> dict[str, Any]
 def run_page(
     repo: Repo, table: RunTable, cache: HistoryCache, name: str, max_points: int = 2000
 ) -> dict[str, Any]:
-    live = next((r for r in table.live_runs() if r.name == name), None)
+    live = table.live_run(name)
     row = table.find(name)
     if live is not None and (row is None or row.kind == "live"):
         return live_page(repo, live, cache, max_points)
@@ -179,7 +179,7 @@ def live_page(repo: Repo, run: LiveRun, cache: HistoryCache, max_points: int) ->
             log = run.log.read_bytes()
     return json_safe(
         {
-            "name": run.name or f"pid-{run.pid}",
+            "name": live_name(run),
             "kind": "live",
             "rev": None,
             "base": repo.head(),
@@ -224,7 +224,7 @@ def _log_tail(log: bytes) -> dict[str, Any]:
 def live_log(table: RunTable, name: str, offset: int) -> dict[str, Any]:
     """What a run in progress printed since `offset` (from the start if its log started
     over); `running` turns false once the run has landed."""
-    run = next((r for r in table.live_runs() if r.name == name), None)
+    run = table.live_run(name)
     if run is None or run.log is None:
         return {"text": "", "offset": offset, "running": False}
     try:

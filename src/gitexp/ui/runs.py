@@ -146,6 +146,7 @@ class RunTable:
         self._live_key: Any = None
         self._other_refs: tuple[list[tuple[str, str]], list[Row]] | None = None
         self._cache: OrderedDict[Any, Any] = OrderedDict()
+        self._refresh = threading.Lock()  # one reader of refs and records at a time
         self._last_poll = 0.0
         self._interval = 1.0
         self._filling = False
@@ -155,56 +156,64 @@ class RunTable:
 
     def poll(self, force: bool = False) -> bool:
         """Reads runs again if refs changed, and runs in progress; at most about once a
-        second (slower when listing refs is slow). Returns whether anything changed."""
-        with self._lock:
+        second (slower when listing refs is slow). Returns whether anything changed.
+
+        The reading happens outside the table's lock: pages are served from the previous
+        state until the new one is complete, so a run landing never stalls the page."""
+        first = not self.loaded.is_set()
+        if not self._refresh.acquire(blocking=force or first):
+            return False  # another thread is reading; its result will show
+        try:
             now = time.monotonic()
-            if not force and self._refs is not None and now - self._last_poll < self._interval:
+            if not (force or first) and now - self._last_poll < self._interval:
                 return False
             self._last_poll = now
             started = time.perf_counter()
             refs = self.repo.list_refs(RUNS_PREFIX)
             self._interval = max(1.0, 5 * (time.perf_counter() - started))
-            changed = False
-            if refs != self._refs:
-                self._read_runs()
-                self._refs = refs
-                changed = True
-            if self._read_live():
-                changed = True
-            if changed:
-                self.version += 1
-                self._cache.clear()
+            runs = self._read_runs() if refs != self._refs else None
+            names = {r.entry.name for r in runs} if runs is not None else self._names
+            live = self._read_live(names)
+            if runs is not None or live is not None:
+                with self._lock:
+                    if runs is not None:
+                        # a run whose ref exists is shown as recorded, even for the moment
+                        # before its process removes its live entry
+                        self._runs, self._names = runs, names
+                    if live is not None:
+                        self._live_runs, self._live = live
+                    self.version += 1
+                    self._cache.clear()
+            self._refs = refs
             self.loaded.set()
-        if changed:
+        finally:
+            self._refresh.release()
+        if runs is not None or live is not None:
             self._fill_history_stats()
-        return changed
+        return runs is not None or live is not None
 
-    def _read_runs(self) -> None:
+    def _read_runs(self) -> list[Row]:
         with self.repo.batch_reader() as reader:
             runs = list_runs(self.repo, reader)
         notes = read_annotations(self.repo, [(r.name, r.record) for r in runs])
-        self._runs = [
+        return [
             row_from_run(r.name, r.rev, r.record, notes[r.name].tags, notes[r.name].note)
             for r in runs
         ]
-        # A run whose ref exists is shown as recorded, even for the moment before its
-        # process removes its live entry.
-        self._names = {r.name for r in runs}
 
-    def _read_live(self) -> bool:
-        """Runs in progress, with the params and metrics their workspace holds now."""
-        live = [r for r in list_live(self.repo) if r.name not in self._names]
+    def _read_live(self, recorded: set[str]) -> tuple[list[LiveRun], list[Row]] | None:
+        """Runs in progress, with the params and metrics their workspace holds now; None
+        when nothing changed since the last look."""
+        live = [r for r in list_live(self.repo) if r.name not in recorded]
         key = [(run.id, _stamps(live_metric_files(run))) for run in live]
         if key == self._live_key:
-            return False
+            return None
         self._live_key = key
-        self._live_runs = live
-        self._live = [self._live_row(run) for run in live]
-        return True
+        return live, [self._live_row(run) for run in live]
 
     def _live_row(self, run: LiveRun) -> Row:
         state = live_state(self.repo, run)
-        name = run.name or f"pid-{run.pid}"
+        name = live_name(run)
         entry = Entry(
             name=name,
             rev="",
@@ -222,11 +231,15 @@ class RunTable:
         with self._lock:
             return list(self._live_runs)
 
+    def live_run(self, name: str) -> LiveRun | None:
+        """The run in progress shown under this name (`pid-N` for one not named yet)."""
+        return next((r for r in self.live_runs() if live_name(r) == name), None)
+
     def rows(self, refs: bool = False) -> list[Row]:
         """Runs in progress first, then runs newest first, then branches and tags."""
+        if not self.loaded.is_set():
+            self.poll()
         with self._lock:
-            if self._refs is None:
-                self.poll(force=True)
             rows = self._live + self._runs
         return rows + (self._ref_rows() if refs else [])
 
@@ -457,6 +470,7 @@ class RunTable:
                 "version": self.version,
                 "total": total,
                 "live": live,
+                "histories_pending": self._filling,
                 "matched": len(rows),
                 "count": len(items),
                 "offset": offset,
@@ -467,6 +481,10 @@ class RunTable:
 
     def names(self, query: Query, limit: int) -> list[str]:
         return [r.entry.name for r in self.matched(query)[:limit]]
+
+
+def live_name(run: LiveRun) -> str:
+    return run.name or f"pid-{run.pid}"
 
 
 def live_state(repo: Repo, run: LiveRun) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -34,7 +34,7 @@ from gitexp.ui import annotations
 from gitexp.ui.comparison import compare, diff_page
 from gitexp.ui.details import NotFound, artifact_file, live_log, run_file, run_page
 from gitexp.ui.histories import HistoryCache
-from gitexp.ui.runs import Query, RunTable
+from gitexp.ui.runs import Query, RunTable, live_name
 from gitexp.ui.security import FILE_CSP, Guard, allowed_hosts, check_write
 
 MAX_BODY = 4 * 1024 * 1024
@@ -243,8 +243,7 @@ class App:
             while not await request.is_disconnected():
                 await anyio.to_thread.run_sync(self.table.poll)
                 live = [
-                    {"name": r.name or f"pid-{r.pid}", "started": r.started}
-                    for r in self.table.live_runs()
+                    {"name": live_name(r), "started": r.started} for r in self.table.live_runs()
                 ]
                 state = {"version": self.table.version, "live": live}
                 if state != last:
@@ -364,11 +363,12 @@ def serve(
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
-    threading.Thread(target=app.table.poll, name="gitexp-ui-load", daemon=True).start()
     mode = "read-write" if write else "read-only"
     echo(f"gitexp ui: {repo.root} at {url} ({mode}; Ctrl-C stops)")
     if wildcard:
         echo(f"gitexp ui: listening on every address of this machine ({bound_host})")
+    # The socket already listens; the runs are read meanwhile, ready for the first page.
+    threading.Thread(target=app.table.poll, name="gitexp-ui-load", daemon=True).start()
     if open_browser:
         threading.Timer(0.3, webbrowser.open, args=(url,)).start()
     server.run(sockets=[sock])
