@@ -7,6 +7,7 @@ rate x data seed), the UI on a free port, and headless Chromium.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -18,26 +19,34 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from ui_fixtures import UiServer  # noqa: E402
 
-GITEXP = [sys.executable, "-m", "gitexp"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
 
 
+# As a user's shell would have it: the virtualenv first on PATH, a plain identity.
+ENV = {
+    **os.environ,
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
+    "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com",
+    "DVC_NO_ANALYTICS": "1",
+}  # fmt: skip
+
+
 def sh(args: list[str], cwd: Path) -> None:
-    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(args, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL)
 
 
 def make_demo(root: Path) -> Path:
     demo = root / "demo"
     sh(["git", "clone", "-q", str(ROOT), str(demo)], root)
-    sh([*GITEXP, "init"], demo)
-    sh(["git", "add", "-A"], demo)
-    sh(["git", "commit", "-q", "-m", "gitexp init"], demo)
+    sh(["git", "checkout", "-q", "-B", "main"], demo)
+    sh(["gitexp", "init"], demo)  # the example stores its model with DVC
     for lr in ("0.001", "0.003", "0.01"):
         for seed in ("1", "2"):
             name = f"sweep/lr-{lr}-seed-{seed}"
-            sh([*GITEXP, "run", "-n", name, "-S", f"train.lr={lr}", "-S", f"data.seed={seed}",
-                "--", sys.executable, "examples/train.py"], demo)  # fmt: skip
+            sh(["gitexp", "run", "-n", name, "-S", f"train.lr={lr}", "-S", f"data.seed={seed}",
+                "--", "python", "examples/train.py"], demo)  # fmt: skip
     return demo
 
 
@@ -68,6 +77,7 @@ def main() -> None:
 
                 page.goto(f"{ui.url}#/run/sweep%2Flr-0.003-seed-1")
                 page.wait_for_selector(".chart-cell canvas")
+                page.set_viewport_size({"width": 1360, "height": 1240})
                 page.screenshot(path=str(out / "ui-run.png"))
                 browser.close()
         finally:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,9 @@ from gitexp.store.snapshot import WORKSPACE, Target, read_states
 from gitexp.ui.annotations import read_annotations
 from gitexp.ui.histories import HistoryCache, histories_on_disk
 
-RECORD_FIELDS = ("command", "branch", "ended", "exit_code", "message", "author", "host")
 HISTORY_STATS = ("min", "max")
 MAX_COLUMNS = 300
 MAX_PAGE = 1000
-FIXED_SORTS = ("name", "created", "status", "duration")
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,6 @@ class Row:
     entry: Entry
     kind: str  # 'run', 'live' (in progress), 'branch' or 'tag'
     experiment: str  # the name's prefix before its last '/'
-    info: dict[str, Any] = field(default_factory=dict)  # a few record fields
     note: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -105,8 +102,7 @@ def experiment_of(name: str) -> str:
 def row_from_run(name: str, rev: str, record: dict[str, Any] | None, tags: dict[str, str],
                  note: str | None) -> Row:  # fmt: skip
     entry = replace(entry_from_record(name, rev, record), tags=tags)
-    info = {k: (record or {}).get(k) for k in RECORD_FIELDS}
-    return Row(entry=entry, kind="run", experiment=experiment_of(name), info=info, note=note)
+    return Row(entry=entry, kind="run", experiment=experiment_of(name), note=note)
 
 
 def _varies(values: Iterable[Any]) -> bool:
@@ -224,8 +220,7 @@ class RunTable:
             params=state[0],
             metrics=state[1],
         )
-        info = {"command": list(run.command), "pid": run.pid}
-        return Row(entry=entry, kind="live", experiment=experiment_of(name), info=info)
+        return Row(entry=entry, kind="live", experiment=experiment_of(name))
 
     def live_runs(self) -> list[LiveRun]:
         with self._lock:
@@ -280,17 +275,20 @@ class RunTable:
 
         def fill() -> None:
             try:
-                revs = [r.entry.rev for r in self.rows() if r.kind == "run"]
-                known = self.histories.known_stats(revs)
-                missing = [r for r in revs if r not in known]
-                with self.repo.batch_reader() as reader:
-                    for start in range(0, len(missing), 500):
-                        self.histories.stats(reader, missing[start : start + 500])
-                        # the first chunk shows the columns; the last completes them
-                        if start == 0 or start + 500 >= len(missing):
-                            with self._lock:
-                                self.version += 1
-                                self._cache.clear()
+                while True:  # again if runs landed meanwhile
+                    revs = [r.entry.rev for r in self.rows() if r.kind == "run"]
+                    known = self.histories.known_stats(revs)
+                    missing = [r for r in revs if r not in known]
+                    if not missing:
+                        return
+                    with self.repo.batch_reader() as reader:
+                        for start in range(0, len(missing), 500):
+                            self.histories.stats(reader, missing[start : start + 500])
+                            # the first chunk shows the columns; the last completes them
+                            if start == 0 or start + 500 >= len(missing):
+                                with self._lock:
+                                    self.version += 1
+                                    self._cache.clear()
             finally:
                 with self._lock:
                     self._filling = False
@@ -313,7 +311,9 @@ class RunTable:
 
     def matched(self, query: Query) -> list[Row]:
         """The rows the filter keeps, in the sort's order (UsageError for a bad filter)."""
-        key = ("matched", self.version, query.filter, query.sort, query.desc, query.refs)
+        # branches and tags are looked at again on each query: they move without runs landing
+        refs = id(self._ref_rows()) if query.refs else None
+        key = ("matched", self.version, refs, query.filter, query.sort, query.desc)
         return self._cached(key, lambda: self._match(query))  # type: ignore[no-any-return]
 
     def _match(self, query: Query) -> list[Row]:

@@ -40,7 +40,7 @@ function widths(columns, items) {
     for (const item of items) {
       if (item.type === "row") chars = Math.max(chars, fmt(item.values[i]).length);
     }
-    found[col.id] = Math.round(Math.min(240, Math.max(72, chars * 7.6 + 20)));
+    found[col.id] = Math.round(Math.min(240, Math.max(72, chars * 8.2 + 22)));
   });
   return found;
 }
