@@ -18,7 +18,7 @@ import pytest
 import oracle
 from conftest import GITEXP, git, isolate, make_repo, run_gitexp
 from gitexp.ui.histories import Series, downsample, parse_history
-from gitexp.ui.security import allowed_hosts, host_ok, tree_path
+from gitexp.ui.security import allowed_hosts, cache_file, host_ok, tree_path
 from ui_fixtures import API_TRAIN, UiServer, add_runs, grid, wait_for
 
 REAL = "real-0"
@@ -181,7 +181,7 @@ def test_downloads_stay_inside_the_run_and_the_dvc_cache(ui: UiServer, ui_repo: 
     git(ui_repo, "update-ref", "refs/runs/hostile", git(hostile, "rev-parse", "HEAD"))
     git(ui_repo, "worktree", "remove", "--force", str(hostile))
     status, _, body = ui.request("GET", "/api/artifact", {"name": "hostile", "path": "model.bin"})
-    assert status == 400 and b"root:" not in body
+    assert status in (400, 404) and b"root:" not in body
     git(ui_repo, "update-ref", "-d", "refs/runs/hostile")
 
 
@@ -228,10 +228,19 @@ def test_actions_need_write_and_the_pages_token(ui: UiServer, ui_repo: Path) -> 
         assert status == 200 and data == {"removed": ["grid/lr-0.3-s6"]}
         assert git(ui_repo, "rev-parse", "-q", "--verify", "refs/runs/grid/lr-0.3-s6",
                    check=False) == ""  # fmt: skip
-        # tags and notes after a run ends are not kept by this version: a clear refusal
-        status, data = writer.post("/api/tag", {"run": REAL, "tags": {"a": "b"}}, headers=good)
-        assert status == 400 and "tags cannot be changed" in data["error"]
-        assert writer.json("/api/info")["annotate"] is False
+        # tags and notes, as gitexp tag and gitexp note keep them (git notes)
+        status, data = writer.post("/api/tag", {"run": REAL, "tags": {"team": "vision"}},
+                                   headers=good)  # fmt: skip
+        assert status == 200 and data["tags"]["team"] == "vision", data
+        status, _ = writer.post("/api/note", {"run": REAL, "text": "best so far"}, headers=good)
+        assert status == 200
+        status, _ = writer.post("/api/tag", {"run": REAL, "tags": {"x": "y"}})  # no token
+        assert status == 403
+        shown = json.loads(run_gitexp(ui_repo, "show", "--json", REAL).stdout)[0]
+        assert shown["tags"]["team"] == "vision" and shown["note"] == "best so far"
+        row = wait_for(lambda: next((i for i in ui.json("/api/runs", {"limit": 100})["items"]
+                                     if i["name"] == REAL and i["note"]), None))  # fmt: skip
+        assert row["tags"]["team"] == "vision" and row["note"] == "best so far"
     finally:
         writer.stop()
     # the read-only server sees the removal too
@@ -367,6 +376,20 @@ def test_thinning_keeps_the_shape_of_a_long_curve() -> None:
     start = time.perf_counter()
     downsample(Series([float(s) for s in steps], values), 500)
     assert time.perf_counter() - start < 1.0
+
+
+def test_dvc_cache_paths_stay_in_the_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "files" / "md5" / "ab").mkdir(parents=True)
+    good = "ab" + "c" * 30
+    assert cache_file(cache, good) == (cache / "files" / "md5" / "ab" / ("c" * 30)).resolve()
+    for bad in ("../../../etc/passwd", "ab/../../x", "AB" + "C" * 30, "ab" * 20, ""):
+        with pytest.raises(Exception, match="invalid object id"):
+            cache_file(cache, bad)
+    (tmp_path / "outside").write_text("secret")
+    (cache / "files" / "md5" / "ab" / ("d" * 30)).symlink_to(tmp_path / "outside")
+    with pytest.raises(Exception, match="outside DVC's cache"):
+        cache_file(cache, "ab" + "d" * 30)
 
 
 def test_path_and_host_rules() -> None:

@@ -176,6 +176,23 @@ def test_browse_sort_filter_compare_and_follow(browser, tmp_path: Path) -> None:
         page.close()
     finally:
         ui.stop()
+    # with --write, the run page tags a run and writes a note (its token goes with them)
+    writer = UiServer(repo, "--write")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(f"{writer.url}#/run/arrived-late")
+        page.get_by_label("new tag").fill("stage=prod")
+        page.get_by_role("button", name="Add tag").click()
+        page.wait_for_selector(".chip >> text=stage=prod")
+        page.get_by_label("note").fill("the one to ship")
+        page.get_by_role("button", name="Save note").click()
+        page.wait_for_selector(".summary dd >> text=the one to ship")
+        page.close()
+    finally:
+        writer.stop()
+    shown = _show(repo, "arrived-late")[0]
+    assert shown["tags"] == {"stage": "prod"} and shown["note"] == "the one to ship"
     assert (tmp_path / "runs.png").stat().st_size > 10_000
     foreign = [u for u in requests if not u.startswith(ui.url)]
     assert foreign == [], foreign

@@ -25,7 +25,7 @@ from gitexp.cli.app import cli, open_repo
 @click.option(
     "--write",
     is_flag=True,
-    help="Allow actions that change the repository (removing runs) from the page.",
+    help="Allow the page to remove runs and change their tags and notes.",
 )
 def ui(port: int, host: str, open_browser: bool, write: bool) -> None:
     """Serve a web app to browse, compare and inspect this repository's runs.

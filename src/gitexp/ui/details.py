@@ -22,6 +22,7 @@ from gitexp.dvc.data import cache_dir, collect, dir_listing
 from gitexp.errors import GitexpError, UsageError
 from gitexp.store.git import BatchReader, Repo, iter_lines_z
 from gitexp.store.live import LiveRun
+from gitexp.store.records import read_environment
 from gitexp.store.snapshot import (
     LOG_PATH,
     RECORD_PATH,
@@ -41,6 +42,7 @@ PLOT_SUFFIXES = (".tsv", ".csv", ".json")
 MAX_IMAGES = 60
 MAX_PLOTS = 24
 ENV_FIELDS = ("python", "platform", "cpu", "gpu", "env", "packages")
+RECORD_SHOWN_APART = (*ENV_FIELDS, "params", "metrics", "carried", "tags", "errors", "data")
 
 
 class NotFound(GitexpError):
@@ -138,6 +140,7 @@ def run_page(
     assert target.rev is not None
     with repo.batch_reader() as reader:
         (state,) = read_states(repo, [target], reader)
+        environment = read_environment(reader, target.rev, state.record or {})
         log = reader.read(f"{target.rev}:{LOG_PATH}") or b""
         histories = cache.histories(reader, [target.rev])[target.rev]
         artifacts = _artifacts(repo, target, reader)
@@ -152,13 +155,14 @@ def run_page(
         "rev": target.rev,
         "base": base,
         "status": record.get("status") if target.run else None,
-        "record": {k: v for k, v in record.items() if k not in ENV_FIELDS + ("params", "metrics")},
-        "environment": {k: record.get(k) for k in ENV_FIELDS if record.get(k) is not None},
-        "params": state.params,
+        "record": {k: v for k, v in record.items() if k not in RECORD_SHOWN_APART},
+        "environment": {k: environment[k] for k in ENV_FIELDS if environment.get(k) is not None},
+        "params": row.entry.params if row else state.params,  # secret-looking values masked
         "metrics": state.metrics,
+        "carried": state.carried,
         "errors": {**state.errors, **state.notes},
         "tags": row.entry.tags if row else record.get("tags") or {},
-        "note": row.note if row else None,
+        "note": row.entry.note if row else None,
         "histories": series_json(histories, max_points),
         "log": _log_tail(log),
         "changes": code_diff(repo, base if target.run else None, target.rev),
@@ -193,6 +197,7 @@ def live_page(repo: Repo, run: LiveRun, cache: HistoryCache, max_points: int) ->
             "environment": {},
             "params": params,
             "metrics": metrics,
+            "carried": {},
             "errors": {},
             "tags": {},
             "note": None,

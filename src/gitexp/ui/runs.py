@@ -1,8 +1,10 @@
 """The runs table: every run (and, on request, branches, tags and runs in progress) kept in
-memory, read again only when refs under refs/runs/ change, and queried server-side (filter,
-sort, columns, groups, one page at a time), so the page never holds more than it shows.
+memory, read again only when refs under refs/runs/ (or the notes of runs) change, and queried
+server-side (filter, sort, columns, groups, one page at a time), so the page never holds more
+than it shows.
 
-Runs are read with `list_runs` and filtered and sorted with `select`, exactly as `show` does.
+Runs are listed with `run_entries` (through the run index, tags and notes included) and
+filtered and sorted with `select`, exactly as `show` does.
 """
 
 from __future__ import annotations
@@ -14,21 +16,22 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitexp.core.compare import Column, Entry, KeyIndex, columns_of, select, value_of
-from gitexp.core.metrics import is_number, sort_key
+from gitexp.core.compare import Column, Entry, KeyIndex, carried_of, columns_of, select, value_of
+from gitexp.core.metrics import is_number, ordered
 from gitexp.core.names import RUNS_PREFIX
 from gitexp.core.render import format_value, json_safe
+from gitexp.core.secrets import masked
 from gitexp.errors import GitexpError
 from gitexp.store.git import Repo
-from gitexp.store.listing import entry_from_record, entry_from_state
+from gitexp.store.listing import entry_from_state, run_entries
 from gitexp.store.live import LiveRun, list_live
-from gitexp.store.records import iso_time, list_runs
+from gitexp.store.notes import NOTES_REF
+from gitexp.store.records import iso_time
 from gitexp.store.snapshot import WORKSPACE, Target, read_states
-from gitexp.ui.annotations import read_annotations
 from gitexp.ui.histories import HistoryCache, histories_on_disk
 
 HISTORY_STATS = ("min", "max")
@@ -41,7 +44,6 @@ class Row:
     entry: Entry
     kind: str  # 'run', 'live' (in progress), 'branch' or 'tag'
     experiment: str  # the name's prefix before its last '/'
-    note: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         e = self.entry
@@ -55,7 +57,8 @@ class Row:
             "duration": e.duration,
             "experiment": self.experiment,
             "tags": e.tags,
-            "note": self.note,
+            "note": e.note,
+            "message": e.message,
             "errors": e.errors or None,
         }
 
@@ -70,6 +73,12 @@ class ColumnSpec:
     column: Column | None = None
     metric: str | None = None
     stat: str | None = None
+
+    def names(self) -> list[str]:
+        """What a column glob is matched against."""
+        if self.column is None:
+            return [self.label, self.id]
+        return [self.column.key, self.label, f"{self.column.path}:{self.column.key}"]
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "label": self.label, "kind": self.kind}
@@ -97,12 +106,6 @@ class Query:
 
 def experiment_of(name: str) -> str:
     return name.rsplit("/", 1)[0] if "/" in name else ""
-
-
-def row_from_run(name: str, rev: str, record: dict[str, Any] | None, tags: dict[str, str],
-                 note: str | None) -> Row:  # fmt: skip
-    entry = replace(entry_from_record(name, rev, record), tags=tags)
-    return Row(entry=entry, kind="run", experiment=experiment_of(name), note=note)
 
 
 def _varies(values: Iterable[Any]) -> bool:
@@ -165,7 +168,7 @@ class RunTable:
                 return False
             self._last_poll = now
             started = time.perf_counter()
-            refs = self.repo.list_refs(RUNS_PREFIX)
+            refs = self.repo.list_refs(RUNS_PREFIX, NOTES_REF)  # tags and notes: git notes
             self._interval = max(1.0, 5 * (time.perf_counter() - started))
             runs = self._read_runs() if refs != self._refs else None
             names = {r.entry.name for r in runs} if runs is not None else self._names
@@ -190,12 +193,8 @@ class RunTable:
 
     def _read_runs(self) -> list[Row]:
         with self.repo.batch_reader() as reader:
-            runs = list_runs(self.repo, reader)
-        notes = read_annotations(self.repo, [(r.name, r.record) for r in runs])
-        return [
-            row_from_run(r.name, r.rev, r.record, notes[r.name].tags, notes[r.name].note)
-            for r in runs
-        ]
+            entries = run_entries(self.repo, reader)
+        return [Row(entry=e, kind="run", experiment=experiment_of(e.name)) for e in entries]
 
     def _read_live(self, recorded: set[str]) -> tuple[list[LiveRun], list[Row]] | None:
         """Runs in progress, with the params and metrics their workspace holds now; None
@@ -330,10 +329,8 @@ class RunTable:
         if history_sort:
             _, metric, stat = (query.sort.split(":", 2) + ["", ""])[:3]
             known = self.histories.known_stats(r.entry.rev for r in result)
-            result.sort(
-                key=lambda r: sort_key(
-                    known.get(r.entry.rev, {}).get(metric, {}).get(stat), query.desc
-                )
+            result = ordered(
+                result, lambda r: known.get(r.entry.rev, {}).get(metric, {}).get(stat), query.desc
             )
         return result
 
@@ -361,10 +358,8 @@ class RunTable:
                     specs.append(ColumnSpec(f"history:{metric}:{stat}", f"{metric} {stat}",
                                             "history", metric=metric, stat=stat))  # fmt: skip
         patterns = query.columns.split()
-        if patterns:
-            specs = [
-                s for s in specs if _pattern_match(patterns, [s.label, s.id, f"{s.kind}.{s.label}"])
-            ]
+        if patterns:  # a glob matches what show --columns matches: key, label, file:key
+            specs = [s for s in specs if _pattern_match(patterns, s.names())]
         return specs[:MAX_COLUMNS]
 
     def values(self, rows: Sequence[Row], columns: Sequence[ColumnSpec]) -> list[list[Any]]:
@@ -380,7 +375,10 @@ class RunTable:
             cells = []
             for col in columns:
                 if col.column is not None:
-                    cells.append(value_of(row.entry, col.column))
+                    value = value_of(row.entry, col.column)
+                    carried = carried_of(row.entry, col.column) if value is None else None
+                    # a metric the run left as it found it: shown apart, not as its own
+                    cells.append(value if carried is None else {"carried": carried})
                 else:
                     found = stats.get(row.entry.rev, {}).get(col.metric or "", {})
                     cells.append(found.get(col.stat or ""))
@@ -492,7 +490,7 @@ def live_state(repo: Repo, run: LiveRun) -> tuple[dict[str, Any], dict[str, Any]
     target_repo = repo if run.root == repo.root else Repo.discover(run.root)
     with target_repo.batch_reader() as reader:
         (state,) = read_states(target_repo, [Target(label=WORKSPACE, rev=None)], reader)
-    return state.params, state.metrics
+    return {path: masked(flat) for path, flat in state.params.items()}, state.metrics
 
 
 def live_metric_files(run: LiveRun) -> list[Path]:

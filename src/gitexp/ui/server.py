@@ -1,8 +1,9 @@
 """The HTTP side of `gitexp ui`: routes of a Starlette app, served by Uvicorn on a socket
 bound before anything else starts (so a taken port is one clear error).
 
-Read-only unless started with `--write`; then removing runs (and, once gitexp keeps them,
-changing tags and notes) takes the page's token, JSON and a same-origin request.
+Read-only unless started with `--write`; then removing runs and changing their tags and notes
+(as `gitexp remove`, `tag` and `note` do) takes the page's token, JSON and a same-origin
+request.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from gitexp import __version__
 from gitexp.core.render import json_safe
 from gitexp.errors import GitexpError, StateError, UsageError
 from gitexp.store.git import Repo
-from gitexp.store.records import remove_runs
-from gitexp.ui import annotations
 from gitexp.ui.comparison import compare, diff_page
 from gitexp.ui.details import NotFound, artifact_file, live_log, run_file, run_page
 from gitexp.ui.histories import HistoryCache
@@ -152,7 +151,6 @@ class App:
                 "root": str(self.repo.root),
                 "version": __version__,
                 "write": self.write,
-                "annotate": self.write and annotations.can_annotate(),
             }
         )
 
@@ -278,35 +276,45 @@ class App:
         return await anyio.to_thread.run_sync(work)  # type: ignore[no-any-return]
 
     async def remove(self, request: Request) -> Response:
+        """As `gitexp remove NAME...`: the runs are remembered, so `pull` leaves them out."""
+        from gitexp.workflows.manage import chosen
+        from gitexp.workflows.manage import remove as remove_runs
+
         def act(body: dict[str, Any]) -> Any:
             names = body.get("runs")
-            if (
-                not isinstance(names, list)
-                or not names
-                or not all(isinstance(n, str) for n in names)
-            ):
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise UsageError('send {"runs": [names]}')
-            return {"removed": remove_runs(self.repo, names)}
+            if not names or any(c in n for n in names for c in "*?["):
+                raise UsageError("name the runs to remove one by one")
+            runs = chosen(self.repo, names, None)
+            remove_runs(self.repo, runs, None, lambda _message: None)
+            return {"removed": list(runs)}
 
         return await self._action(request, act)
 
     async def tag(self, request: Request) -> Response:
+        """As `gitexp tag RUN KEY=VALUE... --delete KEY`."""
+        from gitexp.workflows.manage import tag as tag_run
+
         def act(body: dict[str, Any]) -> Any:
             tags, delete = body.get("tags") or {}, body.get("delete") or []
             if not isinstance(body.get("run"), str) or not isinstance(tags, dict):
                 raise UsageError('send {"run": NAME, "tags": {KEY: VALUE}, "delete": [KEY]}')
-            annotations.set_tags(self.repo, body["run"], {str(k): str(v) for k, v in tags.items()},
-                                 [str(k) for k in delete])  # fmt: skip
-            return {"ok": True}
+            values = {str(k): str(v) for k, v in tags.items()}
+            return {"tags": tag_run(self.repo, body["run"], values, [str(k) for k in delete])}
 
         return await self._action(request, act)
 
     async def note(self, request: Request) -> Response:
+        """As `gitexp note RUN TEXT`; an empty text removes the note."""
+        from gitexp.workflows.manage import note as note_run
+
         def act(body: dict[str, Any]) -> Any:
             if not isinstance(body.get("run"), str):
                 raise UsageError('send {"run": NAME, "text": TEXT}')
-            annotations.set_note(self.repo, body["run"], str(body.get("text") or ""))
-            return {"ok": True}
+            text = str(body.get("text") or "") or None
+            note_run(self.repo, body["run"], text)
+            return {"note": text}
 
         return await self._action(request, act)
 

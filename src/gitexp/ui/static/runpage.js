@@ -54,11 +54,12 @@ export function mount(container, route, app) {
     const sections = [
       title, actions,
       summary(run),
+      app.info.write && run.kind === "run" ? annotate(run, () => { current = null; load(); }) : null,
       run.errors && Object.keys(run.errors).length
         ? h("div", { class: "error" }, Object.entries(run.errors).map(([k, v]) => h("div", {}, `${k}: ${v}`))) : null,
       h("div", { class: "two" },
         h("div", {}, h("h2", {}, "Params"), flatTable(run.params)),
-        h("div", {}, h("h2", {}, "Metrics"), flatTable(run.metrics))),
+        h("div", {}, h("h2", {}, "Metrics"), flatTable(run.metrics, run.carried))),
       h("h2", {}, "Metric histories"), charts,
       run.plots.length ? [h("h2", {}, "DVC plots"), plots(run)] : null,
       run.images.length ? [h("h2", {}, "Images"), images(run)] : null,
@@ -84,7 +85,7 @@ export function mount(container, route, app) {
     const tables = page.querySelectorAll(".two > div");
     if (tables.length === 2) {
       clear(tables[0], h("h2", {}, "Params"), flatTable(run.params));
-      clear(tables[1], h("h2", {}, "Metrics"), flatTable(run.metrics));
+      clear(tables[1], h("h2", {}, "Metrics"), flatTable(run.metrics, run.carried));
     }
   }
 
@@ -166,11 +167,48 @@ function summary(run) {
   return h("dl", { class: "summary" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
-function flatTable(files) {
+// Tags and the note, changed as `gitexp tag` and `gitexp note` do (only with --write).
+function annotate(run, reload) {
+  const pair = h("input", { type: "text", placeholder: "key=value", "aria-label": "new tag", spellcheck: "false" });
+  const note = h("textarea", { rows: 2, "aria-label": "note", placeholder: "a note on this run" }, run.note || "");
+  const act = async (path, body, done) => {
+    try {
+      await post(path, body);
+      toast(done);
+      reload();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  const chips = Object.entries(run.tags || {}).map(([k, v]) => h("span", { class: "chip" }, `${k}=${v}`,
+    h("button", { type: "button", class: "chip-x", title: `remove tag ${k}`, "aria-label": `remove tag ${k}`,
+      onclick: () => act("/api/tag", { run: run.name, delete: [k] }, `removed tag ${k}`) }, "×")));
+  return h("div", { class: "annotate" },
+    h("div", {}, h("span", { class: "muted" }, "tags "), chips,
+      h("form", { class: "inline", onsubmit: (e) => {
+        e.preventDefault();
+        const [key, ...rest] = pair.value.split("=");
+        if (!key || !rest.length) { toast("write KEY=VALUE", "error"); return; }
+        act("/api/tag", { run: run.name, tags: { [key.trim()]: rest.join("=") } }, `tagged ${key}`);
+      } }, pair, h("button", { type: "submit" }, "Add tag"))),
+    h("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      act("/api/note", { run: run.name, text: note.value }, note.value ? "note saved" : "note removed");
+    } }, note, h("button", { type: "submit" }, "Save note")));
+}
+
+function flatTable(files, carried = {}) {
   const rows = [];
   for (const [path, flat] of Object.entries(files || {})) {
     for (const [key, value] of Object.entries(flat)) {
       rows.push([key, h("td", { class: isNumber(value) ? "num" : "", title: fmt(value, 17) }, fmt(value)), h("td", { class: "muted" }, path)]);
+    }
+  }
+  // metrics files the run did not write: what was there before it, not its own results
+  for (const [path, flat] of Object.entries(carried || {})) {
+    for (const [key, value] of Object.entries(flat)) {
+      rows.push([key, h("td", { class: "num carried", title: "carried over: the run did not write this file" }, `(${fmt(value)})`),
+        h("td", { class: "muted" }, `${path} (carried over)`)]);
     }
   }
   return rows.length ? table(["key", "value", "file"], rows, { class: "flat" }) : h("p", { class: "muted" }, "None.");

@@ -148,7 +148,7 @@ export function mount(container, route, app) {
       if (first || ids !== JSON.stringify(columns.map((c) => c.id))) {
         columns = page.columns;
         columnWidths = widths(columns, page.items);
-        showNote = page.items.some((i) => i.note);
+        showNote = page.items.some((i) => i.note || i.message);
         showTags = page.items.some((i) => i.tags && Object.keys(i.tags).length);
         renderHead();
         renderGroupOptions();
@@ -246,10 +246,18 @@ export function mount(container, route, app) {
         return h("div", { class: "cell", style, title: tags.map(([k, v]) => `${k}=${v}`).join("\n") },
           tags.map(([k, v]) => h("span", { class: "chip" }, `${k}=${v}`)));
       }
-      case "note":
-        return h("div", { class: "cell", style, title: item.note || "" }, item.note || "");
+      case "note": {
+        const text = item.note || item.message || "";
+        return h("div", { class: "cell", style, title: text }, text);
+      }
       default: {
         const value = item.values[col.index];
+        if (value && typeof value === "object" && "carried" in value) {
+          return h("div", {
+            class: "cell num carried", style,
+            title: "carried over: the run did not write this metric; it was already there",
+          }, `(${fmt(value.carried)})`);
+        }
         return h("div", {
           class: `cell ${isNumber(value) ? "num" : ""} ${col.kind}`, style, title: fmt(value, 17),
         }, fmt(value));
