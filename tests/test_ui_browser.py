@@ -7,8 +7,6 @@ Content-Security-Policy violation occurs, and HTML in a value stays text."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,21 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import git, make_repo, run_gitexp
+from test_report import _chromium, _needs
 from ui_fixtures import API_TRAIN, UiServer, add_runs, grid
 
 HOSTILE = "<img src=x onerror=window.__pwned=1>"
-
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _needs(present: bool, reason: str) -> None:
-    """Skip without a tool, but never under CI, whose script installs it."""
-    if not present:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}, and CI must run this test")
-        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from typing import Any
 
 from gitexp.core.secrets import redact, secret_values
 from gitexp.store.git import Repo
+from gitexp.store.journal import _alive as process_alive
 
 MAX_LOG_BYTES = 8 * 1024 * 1024  # the mirror starts over past this; the run keeps all of it
 RESTARTED = b"[gitexp: earlier output is in the run's log once it is recorded]\n"
@@ -57,13 +58,7 @@ def _process_start(pid: int) -> str | None:
 def _alive(pid: int, start: str | None) -> bool:
     if start is not None and Path("/proc").is_dir():
         return _process_start(pid) == start
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def list_live(repo: Repo) -> list[LiveRun]:

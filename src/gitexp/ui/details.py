@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import mimetypes
 import posixpath
 import shlex
@@ -31,7 +30,7 @@ from gitexp.store.snapshot import (
     read_states,
     resolve_target,
 )
-from gitexp.ui.histories import HistoryCache, Series, downsample
+from gitexp.ui.histories import HistoryCache, Series, downsample, json_rows
 from gitexp.ui.runs import RunTable, live_histories, live_name, live_state
 from gitexp.ui.security import cache_file, tree_path
 
@@ -133,10 +132,7 @@ def run_page(
     row = table.find(name)
     if live is not None and (row is None or row.kind == "live"):
         return live_page(repo, live, cache, max_points)
-    try:
-        target = resolve_target(repo, name)
-    except UsageError as exc:
-        raise NotFound(str(exc)) from None
+    target = _found(repo, name)
     assert target.rev is not None
     with repo.batch_reader() as reader:
         (state,) = read_states(repo, [target], reader)
@@ -394,16 +390,9 @@ def _table(data: bytes, path: str) -> dict[str, list[Any]]:
     """A plot's data file as columns: numbers where they parse, text otherwise (a confusion
     matrix's labels)."""
     if path.endswith(".json"):
-        try:
-            doc = json.loads(data)
-        except (ValueError, RecursionError):
-            return {}
-        if isinstance(doc, dict) and len(doc) == 1:
-            doc = next(iter(doc.values()))
-        if isinstance(doc, list) and doc and all(isinstance(r, dict) for r in doc):
-            keys = list(dict.fromkeys(k for r in doc[:100_000] for k in r))
-            return {k: [r.get(k) for r in doc[:100_000]] for k in keys}
-        return {}
+        rows = json_rows(data.decode("utf-8", "replace"))[:100_000]
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        return {k: [r.get(k) for r in rows] for k in keys}
     text = data.decode("utf-8-sig", "replace")
     try:
         rows = list(csv.reader(io.StringIO(text), delimiter="\t" if path.endswith(".tsv") else ","))
@@ -443,13 +432,17 @@ def _media(path: str) -> tuple[str, bool]:
     return kind, inline
 
 
+def _found(repo: Repo, name: str) -> Target:
+    try:
+        return resolve_target(repo, name)
+    except UsageError as exc:
+        raise NotFound(str(exc)) from None
+
+
 def run_file(repo: Repo, name: str, raw_path: str) -> Download:
     """A file of the run's commit (its log, an image, a small artifact kept in git)."""
     path = tree_path(raw_path)
-    try:
-        target = resolve_target(repo, name)
-    except UsageError as exc:
-        raise NotFound(str(exc)) from None
+    target = _found(repo, name)
     with repo.batch_reader() as reader:
         data = reader.read(f"{target.rev}:{path}")
     if data is None:
@@ -462,10 +455,7 @@ def artifact_file(repo: Repo, name: str, raw_path: str) -> Download:
     """A DVC-tracked file of the run, from the local DVC cache: found through the run's own
     pointers (a folder's listing for a file inside one), never by a path on disk."""
     path = tree_path(raw_path)
-    try:
-        target = resolve_target(repo, name)
-    except UsageError as exc:
-        raise NotFound(str(exc)) from None
+    target = _found(repo, name)
     with repo.batch_reader() as reader:
         entries = collect(read_pointer_files(repo, target, reader))
     digest = None

@@ -115,15 +115,24 @@ def parse_history(data: bytes, path: str, base: str = "") -> History:
     }
 
 
-def _parse_json(text: str, path: str, base: str) -> History:
-    """DVCLive's older JSON plots: a list of {step, KEY} rows, or {KEY: [rows]}."""
+def json_rows(text: str) -> list[dict[str, Any]]:
+    """The rows of a JSON plot file: a list of objects, or {KEY: [objects]} (DVC's and
+    DVCLive's forms); nothing for anything else."""
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError):
-        return {}
+        return []
     if isinstance(doc, dict) and len(doc) == 1:
         doc = next(iter(doc.values()))
-    if not isinstance(doc, list) or not doc or not all(isinstance(r, dict) for r in doc):
+    if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
+        return []
+    return doc
+
+
+def _parse_json(text: str, path: str, base: str) -> History:
+    """DVCLive's older JSON plots: a list of {step, KEY} rows, or {KEY: [rows]}."""
+    doc = json_rows(text)
+    if not doc:
         return {}
     keys = [k for k in doc[0] if k.lower() not in STEP_COLUMNS + SKIPPED_COLUMNS]
     step_key = next((k for k in doc[0] if k.lower() in STEP_COLUMNS), None)
