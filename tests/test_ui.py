@@ -22,6 +22,10 @@ from gitexp.ui.security import allowed_hosts, cache_file, host_ok, tree_path
 from ui_fixtures import API_TRAIN, UiServer, add_runs, grid, wait_for
 
 REAL = "real-0"
+PNG = bytes.fromhex(  # a 1x1 image, as DVCLive's log_image leaves under plots/images
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a5e1b2710000000049454e44ae426082"
+)
 RUNS = 50
 
 
@@ -40,6 +44,8 @@ def ui_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", "dvc")
         (repo / "model.bin").write_bytes(bytes(range(256)) * 40)
+        (repo / "dvclive" / "plots" / "images").mkdir(parents=True)
+        (repo / "dvclive" / "plots" / "images" / "sample.png").write_bytes(PNG)
         proc = run_gitexp(repo, "run", "-n", REAL, "--out", "model.bin", "-S", "+model=<b>x</b>",
                           "--", sys.executable, "train.py")  # fmt: skip
         assert proc.returncode == 0, proc.stderr
@@ -152,6 +158,11 @@ def test_compare_diff_and_run_page(ui: UiServer, ui_repo: Path) -> None:
     (artifact,) = run["artifacts"]
     assert artifact["path"] == "model.bin" and artifact["size"] == 10240 and artifact["in_cache"]
     assert run["environment"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    image = {"path": "dvclive/plots/images/sample.png", "source": "file"}
+    assert image in run["images"]
+    status, headers, body = ui.request("GET", "/api/file", {"name": REAL, "path": image["path"]})
+    assert status == 200 and body == PNG and headers["content-type"] == "image/png"
+    assert headers["content-disposition"].startswith("inline")
     assert ui.json("/api/run", {"name": "main"})["kind"] == "revision"
     assert ui.request("GET", "/api/run", {"name": "no-such-run"})[0] == 404
     assert ui.request("GET", "/api/run", {"name": "--upload-pack=x"})[0] == 404

@@ -163,7 +163,15 @@ def run_page(
         "log": _log_tail(log),
         "changes": code_diff(repo, base if target.run else None, target.rev),
         "artifacts": artifacts,
-        "images": images,
+        # images the run logged: kept in git, or (binary, as log_image and log_figure
+        # store them) in DVC's cache, shown when the cache has them
+        "images": [{"path": p, "source": "file"} for p in images]
+        + [
+            {"path": f["path"], "source": "artifact"}
+            for a in artifacts
+            for f in (a.get("files") or [a])
+            if f["path"].endswith(IMAGE_SUFFIXES) and f["in_cache"]
+        ][:MAX_IMAGES],
         "plots": plots,
         "commands": commands(target.run) if target.run else [],
     }

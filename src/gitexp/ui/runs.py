@@ -150,6 +150,7 @@ class RunTable:
         self._interval = 1.0
         self._filling = False
         self.loaded = threading.Event()
+        self._served = threading.Event()  # a page went out
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -273,6 +274,8 @@ class RunTable:
             self._filling = True
 
         def fill() -> None:
+            # the first page goes out first: the summaries are not what it waits for
+            self._served.wait(timeout=2.0)
             try:
                 while True:  # again if runs landed meanwhile
                     revs = [r.entry.rev for r in self.rows() if r.kind == "run"]
@@ -343,15 +346,19 @@ class RunTable:
         entries = [r.entry for r in rows]
         vary = query.only_changed and len(rows) > 1
         specs = []
-        for col in columns_of(entries):
+        columns = columns_of(entries)
+        for col in columns:
             if vary and not _varies(value_of(e, col) for e in entries):
                 continue
             specs.append(ColumnSpec(f"{col.path}:{col.key}", col.label, col.kind, column=col))
         if query.history:
             known = self.histories.known_stats(r.entry.rev for r in rows if r.kind == "run")
             metrics = list(dict.fromkeys(m for stats in known.values() for m in stats))
+            summaries = {c.key for c in columns if c.kind == "metrics"}
             for metric in metrics:
-                for stat in HISTORY_STATS:
+                # the last value is the summary metric's column when the run wrote one
+                stats = HISTORY_STATS if metric in summaries else ("last", *HISTORY_STATS)
+                for stat in stats:
                     values = (s.get(metric, {}).get(stat) for s in known.values())
                     if vary and len(known) > 1 and not _varies(values):
                         continue
@@ -460,6 +467,7 @@ class RunTable:
                 out.append({"type": "row", **item.as_json(), "values": next(values)})
             else:
                 out.append(item)
+        self._served.set()
         with self._lock:
             total = len(self._runs)
             live = len(self._live)

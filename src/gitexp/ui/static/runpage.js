@@ -249,10 +249,12 @@ function confusion(series) {
 }
 
 function images(run) {
-  return h("div", { class: "images" }, run.images.map((path) => h("figure", {},
-    h("a", { href: fileUrl("file", run.name, path), target: "_blank", rel: "noopener" },
-      h("img", { src: fileUrl("file", run.name, path), alt: path, loading: "lazy" })),
-    h("figcaption", { class: "mono" }, path))));
+  return h("div", { class: "images" }, run.images.map(({ path, source }) => {
+    const url = fileUrl(source, run.name, path);
+    return h("figure", {},
+      h("a", { href: url, target: "_blank", rel: "noopener" }, h("img", { src: url, alt: path, loading: "lazy" })),
+      h("figcaption", { class: "mono" }, path));
+  }));
 }
 
 function artifacts(run) {
