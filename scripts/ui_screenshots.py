@@ -8,7 +8,6 @@ rate x data seed), the UI on a free port, and headless Chromium.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,11 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+from browser import launch  # noqa: E402
 from ui_fixtures import UiServer  # noqa: E402
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
-
 
 # As a user's shell would have it: the virtualenv first on PATH, a plain identity.
 ENV = {
@@ -58,10 +54,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         demo = make_demo(Path(tmp))
         ui = UiServer(demo)
-        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+                browser = launch(pw)
                 page = browser.new_page(viewport={"width": 1360, "height": 760})
                 page.goto(ui.url)
                 page.wait_for_selector(".row.run")

@@ -46,6 +46,15 @@ def ui_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         (repo / "model.bin").write_bytes(bytes(range(256)) * 40)
         (repo / "dvclive" / "plots" / "images").mkdir(parents=True)
         (repo / "dvclive" / "plots" / "images" / "sample.png").write_bytes(PNG)
+        # plots as DVC declares them and as DVCLive's sklearn helpers write them
+        (repo / "dvc.yaml").write_text("plots:\n  - eval/roc.csv:\n      x: fpr\n      y: tpr\n")
+        (repo / "eval").mkdir()
+        (repo / "eval" / "roc.csv").write_text("fpr,tpr\n0,0\n0.1,0.7\n1,1\n")
+        (repo / "dvclive" / "plots" / "sklearn").mkdir()
+        pairs = [{"actual": a, "predicted": p} for a, p in ("aa", "ab", "bb", "bb")]
+        (repo / "dvclive" / "plots" / "sklearn" / "confusion_matrix.json").write_text(
+            json.dumps({"confusion_matrix": pairs})
+        )
         proc = run_gitexp(repo, "run", "-n", REAL, "--out", "model.bin", "-S", "+model=<b>x</b>",
                           "--", sys.executable, "train.py")  # fmt: skip
         assert proc.returncode == 0, proc.stderr
@@ -158,6 +167,13 @@ def test_compare_diff_and_run_page(ui: UiServer, ui_repo: Path) -> None:
     (artifact,) = run["artifacts"]
     assert artifact["path"] == "model.bin" and artifact["size"] == 10240 and artifact["in_cache"]
     assert run["environment"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    plots = {p["title"]: p for p in run["plots"]}
+    roc = plots["eval/roc.csv"]["series"][0]
+    assert plots["eval/roc.csv"]["x"] == "fpr" and roc["name"] == "tpr"
+    assert (roc["x"], roc["y"]) == ([0, 0.1, 1], [0, 0.7, 1])
+    assert sorted(map(tuple, plots["Confusion matrix"]["pairs"])) == [
+        ("a", "a"), ("a", "b"), ("b", "b"), ("b", "b")
+    ]  # fmt: skip
     image = {"path": "dvclive/plots/images/sample.png", "source": "file"}
     assert image in run["images"]
     status, headers, body = ui.request("GET", "/api/file", {"name": REAL, "path": image["path"]})

@@ -8,34 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from conftest import git, make_repo, run_gitexp
-from test_report import _chromium, _needs
 from ui_fixtures import API_TRAIN, UiServer, add_runs, grid
 
 HOSTILE = "<img src=x onerror=window.__pwned=1>"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    try:
-        from playwright import sync_api as playwright
-    except ImportError:
-        playwright = None
-    _needs(playwright is not None, "playwright is not installed (the dev extra has it)")
-    _needs(_chromium() is not None, "chromium is not installed (tests/run.sh installs it as root)")
-    with playwright.sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=_chromium(),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"],
-        )  # fmt: skip
-        yield chromium
-        chromium.close()
 
 
 def _repo(tmp_path: Path) -> Path:

@@ -6,8 +6,6 @@ Also what it serves: files of a run's tree and objects of DVC's cache, nothing e
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import mimetypes
 import posixpath
 import shlex
@@ -15,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitexp.core import yamlio
 from gitexp.core.render import json_safe
 from gitexp.dvc.data import cache_dir, collect, dir_listing
 from gitexp.errors import GitexpError, UsageError
+from gitexp.report.plots import IMAGE_SUFFIXES as PLOT_IMAGES
+from gitexp.report.plots import dvc_yaml_paths, plot_data, plot_definitions
 from gitexp.store.git import BatchReader, Repo, iter_lines_z
 from gitexp.store.live import LiveRun
 from gitexp.store.records import read_environment
@@ -30,14 +29,14 @@ from gitexp.store.snapshot import (
     read_states,
     resolve_target,
 )
-from gitexp.ui.histories import HistoryCache, Series, downsample, json_rows
+from gitexp.ui.histories import HISTORY_DIRS, HistoryCache, Series, downsample
 from gitexp.ui.runs import RunTable, live_histories, live_name, live_state
 from gitexp.ui.security import cache_file, tree_path
 
 MAX_DIFF_BYTES = 2 * 1024 * 1024
 MAX_LOG_BYTES = 2 * 1024 * 1024  # the page shows the end of a longer log
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg")
-PLOT_SUFFIXES = (".tsv", ".csv", ".json")
+IMAGE_SUFFIXES = tuple(PLOT_IMAGES)
+HISTORY_DIRS_PREFIXES = tuple(f"{d}/" for d in HISTORY_DIRS)
 MAX_IMAGES = 60
 MAX_PLOTS = 24
 ENV_FIELDS = ("python", "platform", "cpu", "gpu", "env", "packages")
@@ -141,7 +140,7 @@ def run_page(
         histories = cache.histories(reader, [target.rev])[target.rev]
         artifacts = _artifacts(repo, target, reader)
         listing = _tree_paths(repo, target.rev)
-        plots, images = _plots_and_images(repo, target.rev, listing, reader)
+        plots, images = _plots_and_images(target.rev, listing, reader)
     record = state.record or {}
     row = table.find(target.run) if target.run else None
     base = record.get("base") if target.run else repo.resolve_commit(f"{target.rev}^")
@@ -291,132 +290,41 @@ def _cached(cache: Path, digest: str) -> bool:
 
 
 def _plots_and_images(
-    repo: Repo, rev: str, listing: list[str], reader: BatchReader
+    rev: str, listing: list[str], reader: BatchReader
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """DVC plots that dvc.yaml declares (data files drawn as lines, a confusion template as
-    a matrix, images shown), and the images the run logged or changed."""
-    plots: list[dict[str, Any]] = []
-    images: list[str] = []
-    definitions = []
-    for dvc_yaml in ("dvc.yaml", "dvclive/dvc.yaml"):
-        if dvc_yaml in listing:
-            data = reader.read(f"{rev}:{dvc_yaml}")
-            definitions += _plot_definitions(data or b"", dvc_yaml)
-    paths = set(listing)
-    wanted: list[tuple[dict[str, Any], list[tuple[str, list[str] | None]]]] = []
-    for definition in definitions[:MAX_PLOTS]:
-        files = []
-        for path, columns in definition["files"]:
-            under = [p for p in listing if p.startswith(path + "/")]
-            for candidate in [path] if path in paths else under:
-                if candidate.endswith(IMAGE_SUFFIXES):
-                    images.append(candidate)
-                elif candidate.endswith(PLOT_SUFFIXES) and "/plots/metrics/" not in candidate:
-                    files.append((candidate, columns))
-        if files:
-            wanted.append((definition, files))
-    blobs = reader.read_many([f"{rev}:{p}" for _, files in wanted for p, _ in files])
-    contents = iter(blobs)
-    for definition, files in wanted:
-        series = []
-        for path, columns in files:
-            data = next(contents)
-            if data is None:
-                continue
-            table = _table(data, path)
-            if not table:
-                continue
-            x = definition.get("x") or next(iter(table))
-            ys = columns or [c for c in table if c != x]
-            for y in ys:
-                if y in table and x in table:
-                    series.append({"file": path, "x": table[x], "y": table[y], "name": y})
-        if series:
-            plots.append(
-                {
-                    "title": definition["title"],
-                    "template": definition.get("template") or "linear",
-                    "x": definition.get("x"),
-                    "series": series,
-                }
-            )
-    logged = [
-        p
-        for p in listing
-        if p.endswith(IMAGE_SUFFIXES) and p.startswith(("dvclive/", "plots/", "artifacts/"))
-    ]
-    images = list(dict.fromkeys(images + logged))[:MAX_IMAGES]
-    return plots, images
-
-
-def _plot_definitions(data: bytes, dvc_yaml: str) -> list[dict[str, Any]]:
-    """`plots:` of a dvc.yaml: paths, `path: {x, y}` and `id: {y: {file: column}}` forms."""
-    try:
-        doc = yamlio.load(data, dvc_yaml)
-    except GitexpError:
-        return []
-    if not isinstance(doc, dict):
-        return []
-    folder = posixpath.dirname(dvc_yaml)
-    items = doc.get("plots") or []
-    items = [{k: v} for k, v in items.items()] if isinstance(items, dict) else items
-    found = []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, str):
-            key, spec = item, {}
-        elif isinstance(item, dict) and len(item) == 1:
-            key, spec = next(iter(item.items()))
-            spec = spec if isinstance(spec, dict) else {}
-        else:
+    """The plots of the run as `gitexp report` finds them (dvc.yaml's, else DVCLive's and
+    history/ files): lines, and confusion pairs, thinned; images apart. Per-step metric
+    histories are left to the history charts."""
+    read = lambda path: reader.read(f"{rev}:{path}")  # noqa: E731
+    yamls = {p: read(p) or b"" for p in dvc_yaml_paths(listing)}
+    chosen = [
+        d
+        for d in plot_definitions(listing, yamls, read)
+        if not all(f.startswith(HISTORY_DIRS_PREFIXES) for f in d.files)
+    ][:MAX_PLOTS]
+    images = [f for d in chosen if d.template == "image" for f in d.files if f in listing]
+    tables = [d for d in chosen if d.template != "image"]
+    paths = list(dict.fromkeys(f for d in tables for f in d.files))
+    blobs = dict(zip(paths, reader.read_many([f"{rev}:{p}" for p in paths]), strict=True))
+    plots = []
+    for definition in tables:
+        data = plot_data(definition, blobs)
+        if data is None or not (data.curves or data.pairs):
             continue
-        y = spec.get("y")
-        files: list[tuple[str, list[str] | None]] = []
-        if isinstance(y, dict):
-            for path, columns in y.items():
-                columns = [columns] if isinstance(columns, str) else columns
-                files.append((_join(folder, str(path)), [str(c) for c in columns or []] or None))
-        else:
-            columns = [y] if isinstance(y, str) else y
-            files.append((_join(folder, str(key)), [str(c) for c in columns] if columns else None))
-        x = spec.get("x")
-        found.append(
+        series = []
+        for curve in data.curves:
+            thin = downsample(Series(list(curve.xs), list(curve.ys)), 2000)
+            series.append({"name": curve.name, "x": thin.steps, "y": thin.values})
+        plots.append(
             {
-                "title": str(spec.get("title") or key),
-                "template": spec.get("template"),
-                "x": x if isinstance(x, str) else None,
-                "files": files,
+                "title": definition.title or definition.id,
+                "template": definition.template,
+                "x": data.curves[0].x_field if data.curves else None,
+                "series": series,
+                "pairs": data.pairs[:100_000],
             }
         )
-    return found
-
-
-def _join(folder: str, path: str) -> str:
-    return posixpath.normpath(posixpath.join(folder, path)) if folder else posixpath.normpath(path)
-
-
-def _table(data: bytes, path: str) -> dict[str, list[Any]]:
-    """A plot's data file as columns: numbers where they parse, text otherwise (a confusion
-    matrix's labels)."""
-    if path.endswith(".json"):
-        rows = json_rows(data.decode("utf-8", "replace"))[:100_000]
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        return {k: [r.get(k) for r in rows] for k in keys}
-    text = data.decode("utf-8-sig", "replace")
-    try:
-        rows = list(csv.reader(io.StringIO(text), delimiter="\t" if path.endswith(".tsv") else ","))
-    except csv.Error:
-        return {}
-    if len(rows) < 2:
-        return {}
-    header = rows[0]
-    table: dict[str, list[Any]] = {h: [] for h in header}
-    for row in rows[1:100_001]:
-        for h, cell in zip(header, row, strict=False):
-            try:
-                table[h].append(float(cell))
-            except ValueError:
-                table[h].append(cell)
-    return table
+    return plots, images
 
 
 # --- serving files ----------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitexp.report.builder import HISTORY_DIRS
 from gitexp.store.git import BatchReader
 
+HISTORY_DIRS = ("history", "dvclive/plots/metrics")  # where per-step files are looked for
 STEP_COLUMNS = ("step", "epoch", "iteration", "iter")
 SKIPPED_COLUMNS = ("timestamp",)
 SUFFIXES = (".tsv", ".csv", ".json")

@@ -217,35 +217,30 @@ function flatTable(files, carried = {}) {
 function plots(run) {
   return h("div", { class: "chart-grid" }, run.plots.map((plot) => {
     const cell = h("div", { class: "chart-cell" });
-    if (plot.template === "confusion" || plot.series.some((s) => s.x.some((v) => !isNumber(v)))) {
-      cell.append(h("div", { class: "chart-title" }, plot.title), confusion(plot.series[0]));
+    if (plot.pairs.length) {
+      cell.append(h("div", { class: "chart-title" }, plot.title), confusion(plot.pairs));
       return cell;
     }
     requestAnimationFrame(() => lineChart(cell, plot.title, plot.series.map((s, i) => ({
-      label: `${s.name} (${s.file})`, color: color(i), steps: s.x, values: s.y,
-    })).map((s) => sortByX(s)), { xLabel: plot.x || "x" }));
+      label: s.name, color: color(i), steps: s.x, values: s.y,
+    })), { xLabel: plot.x || "x" }));
     return cell;
   }));
 }
 
-function sortByX(series) {
-  const order = series.steps.map((_, i) => i).filter((i) => isNumber(series.steps[i]))
-    .sort((a, b) => series.steps[a] - series.steps[b]);
-  return { ...series, steps: order.map((i) => series.steps[i]), values: order.map((i) => (isNumber(series.values[i]) ? series.values[i] : null)) };
-}
-
-function confusion(series) {
+// A confusion matrix from (actual, predicted) pairs: counts, rows actual.
+function confusion(pairs) {
   const counts = new Map();
   const labels = new Set();
-  series.x.forEach((actual, i) => {
-    const predicted = series.y[i];
-    labels.add(fmt(actual));
-    labels.add(fmt(predicted));
-    const key = `${fmt(actual)}\u0000${fmt(predicted)}`;
+  for (const [actual, predicted] of pairs) {
+    labels.add(actual);
+    labels.add(predicted);
+    const key = `${actual}\u0000${predicted}`;
     counts.set(key, (counts.get(key) || 0) + 1);
-  });
+  }
   const order = [...labels].sort();
-  return table(["actual \\ predicted", ...order], order.map((a) => [a, ...order.map((p) => fmt(counts.get(`${a}\u0000${p}`) || 0))]), { class: "confusion" });
+  return table(["actual \\ predicted", ...order],
+    order.map((a) => [a, ...order.map((p) => fmt(counts.get(`${a}\u0000${p}`) || 0))]), { class: "confusion" });
 }
 
 function images(run) {
