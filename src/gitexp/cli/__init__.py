@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import click
 
-from gitexp.cli import inspect, manage, model, report, run, sharing, sweep, workspace  # noqa: F401
+from gitexp.cli import inspect, manage, model, report, run, sharing, sweep, ui, workspace  # noqa: F401
 from gitexp.cli.app import cli
 from gitexp.errors import EXIT_IO, GitexpError
 

@@ -549,10 +549,16 @@ class BatchReader:
         return self.read_many([spec])[0]
 
     def read_many(self, specs: Sequence[str]) -> list[bytes | None]:
-        """Batch reads: all requests are written first, then the answers are read in order.
+        """Blob contents in order; None where a spec is missing or is not a blob."""
+        return [
+            found[1] if found and found[0] == b"blob" else None
+            for found in self.read_objects(specs)
+        ]
 
-        A writer thread keeps a long request list from filling the pipe before git's answers
-        are read.
+    def read_objects(self, specs: Sequence[str]) -> list[tuple[bytes, bytes] | None]:
+        """(type, content) of each object (a tree's content is git's binary listing); None
+        when it does not exist. All requests are written first, then the answers are read in
+        order: a writer thread keeps a long request list from filling the pipe first.
         """
         if not specs:
             return []
@@ -566,20 +572,21 @@ class BatchReader:
 
         writer = threading.Thread(target=_write_all, args=(proc.stdin, payload))
         writer.start()
-        results: list[bytes | None] = []
+        results: list[tuple[bytes, bytes] | None] = []
         try:
             for _ in specs:
                 header = proc.stdout.readline()
                 if not header:
                     raise GitexpError("git cat-file ended unexpectedly")
                 parts = header.split()
-                if len(parts) != 3:  # "<spec> missing" or "<spec> ambiguous"
+                # "<spec> missing" or "<spec> ambiguous", where a spec may hold spaces
+                if len(parts) != 3 or not parts[2].isdigit():
                     results.append(None)
                     continue
                 size = int(parts[2])
                 data = proc.stdout.read(size)
                 proc.stdout.read(1)  # the newline after the content
-                results.append(data if parts[1] == b"blob" else None)
+                results.append((parts[1], data))
         finally:
             writer.join()
         return results

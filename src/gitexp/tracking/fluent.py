@@ -120,6 +120,7 @@ class ActiveRun:
         self.error: str | None = None
         self.commit: str | None = None
         self._stash: Path | None = None
+        self.live: Any = None  # what `gitexp ui` sees of the run until it is recorded
         self._prepare_directory()
         if description:
             self.tags["mlflow.note.content"] = str(description)
@@ -442,6 +443,8 @@ class ActiveRun:
             if not self.joined:
                 self.commit = _record(self)
         finally:
+            if self.live is not None:
+                self.live.close()
             if self.parent is not None:
                 self.parent._resume()
             _last["run_id"] = self.run_id
@@ -658,6 +661,10 @@ def start_run(
             )
             if not run.joined:
                 _check_recordable(repo, run.name)
+                from gitexp.store.live import LiveEntry
+
+                command = [sys.executable, *sys.argv]
+                run.live = LiveEntry(repo, run.name, command, metrics_dir=str(run.dir)).open()
         except BaseException:
             if parent is not None:
                 parent._resume()

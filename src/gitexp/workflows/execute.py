@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -48,7 +48,8 @@ class LogCapture:
     """Keeps the first and the last megabytes of a stream; the middle of a huge log is cut
     with a marker (row R5), so memory stays bounded whatever the command prints."""
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: Callable[[bytes], None] | None = None) -> None:
+        self.mirror = mirror  # also gets every chunk: the live log a viewer follows
         self.head = bytearray()
         self.tail: deque[bytes] = deque()
         self.tail_size = 0
@@ -57,6 +58,8 @@ class LogCapture:
 
     def write(self, chunk: bytes) -> None:
         with self.lock:
+            if self.mirror is not None:
+                self.mirror(chunk)
             room = LOG_HEAD_BYTES - len(self.head)
             if room > 0:
                 self.head += chunk[:room]

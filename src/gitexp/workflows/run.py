@@ -32,6 +32,7 @@ from gitexp.store import environment
 from gitexp.store.faults import fault_point
 from gitexp.store.git import RefExistsError, Repo
 from gitexp.store.journal import Journal, RunLock, recover, write_workspace_file
+from gitexp.store.live import LiveEntry
 from gitexp.store.records import free_name, iso_time, keep_refs_packed, run_names
 from gitexp.store.snapshot import (
     State,
@@ -224,10 +225,11 @@ def run_experiment(repo: Repo, request: RunRequest, warn: Warn) -> RunOutcome:
                     mode = full.stat().st_mode & 0o7777 if full.exists() else None
                     write_workspace_file(repo, path, data, mode)
                 fault_point("params-written")
-            return _run_and_record(
-                repo, request, name, command, base, head, branch, author, env, plan, guard,
-                journal, warn,
-            )  # fmt: skip
+            with LiveEntry(repo, name, command, mirror_log=True) as live:
+                return _run_and_record(
+                    repo, request, name, command, base, head, branch, author, env, plan,
+                    guard, journal, warn, live,
+                )  # fmt: skip
         finally:
             if journal.path.exists():
                 journal.restore()
@@ -249,8 +251,9 @@ def _run_and_record(
     guard: SignalGuard,
     journal: Journal,
     warn: Warn,
+    live: LiveEntry,
 ) -> RunOutcome:
-    log = LogCapture()
+    log = LogCapture(live.write)
     if request.on_step:
         request.on_step("ready")
     if guard.received:  # interrupted before the command could start
