@@ -15,5 +15,7 @@ if command -v npm >/dev/null; then
 fi
 .venv/bin/ruff check src tests bench examples
 .venv/bin/ruff format --check src tests bench examples
+# The CLI runs as a subprocess in most tests: let Python keep compiled modules between them.
+unset PYTHONDONTWRITEBYTECODE
 # pytest exits 5 when it collected no test: that fails this script too.
 .venv/bin/python -m pytest "$@"
