@@ -18,7 +18,7 @@ import yaml
 import oracle
 from conftest import GITEXP, git, run_file, show_json
 from gitexp.store.git import Repo
-from gitexp.workflows.worktrees import worktrees_dir
+from gitexp.sweeps.worktrees import worktrees_dir
 
 # Reads params.yaml like any training script; fails when seed is 2 and FAIL_SEED2 is set;
 # leaves a marker in $MARKS (outside the repository) when it starts.

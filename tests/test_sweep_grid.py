@@ -7,7 +7,7 @@ import pytest
 from gitexp.core.names import validate_name
 from gitexp.core.params import parse_override
 from gitexp.errors import UsageError
-from gitexp.workflows.grid import Axis, Interval, choose_points, parse_axis, parse_grid, point_names
+from gitexp.sweeps.grid import Axis, Interval, choose_points, parse_axis, parse_grid, point_names
 
 # -S values as users write them (DVC's docs and issues), with what DVC/Hydra make of them.
 SWEEPS = {

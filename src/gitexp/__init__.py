@@ -59,7 +59,7 @@ _LAZY = {
         "gitexp.tracking.entities",
     ),  # fmt: skip
     "autolog": "gitexp.tracking.autolog",
-    "sweep": "gitexp.workflows.sweep",
+    "sweep": "gitexp.sweeps.runner",
 }
 _SUBMODULES = ("sklearn", "pyfunc", "models", "entities", "tracking")
 __all__ = ["__version__", *_LAZY]

@@ -57,7 +57,7 @@ def sweep_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def wants_sweep(overrides: tuple[str, ...], options: dict[str, Any]) -> bool:
-    from gitexp.workflows.grid import parse_grid  # light: a plain run imports no sweep
+    from gitexp.sweeps.grid import parse_grid  # light: a plain run imports no sweep
 
     explicit = ("to_queue", "cluster", "sample", "trials", "dry_run")
     return any(options.get(k) for k in explicit) or parse_grid(overrides).is_sweep
@@ -69,7 +69,7 @@ def run_sweep_command(command: tuple[str, ...], name: str | None, overrides: tup
     """`gitexp run` with a grid, --queue, --cluster or --trials. Returns the exit code."""
     import os
 
-    from gitexp.workflows.sweep import SweepRequest, is_sweep, plan_sweep, run_sweep
+    from gitexp.sweeps.runner import SweepRequest, is_sweep, plan_sweep, run_sweep
 
     cluster = options["cluster"]
     if cluster is None and (is_sweep(overrides) or options["trials"]):
@@ -107,7 +107,7 @@ def run_sweep_command(command: tuple[str, ...], name: str | None, overrides: tup
 
 def _plan_text(plan: Any, request: Any) -> str:
     from gitexp.core.render import render_rows
-    from gitexp.workflows.grid import Axis
+    from gitexp.sweeps.grid import Axis
 
     if request.trials is not None:
         axes = ", ".join(a.target for a in plan.grid.axes)
@@ -197,7 +197,7 @@ class ProgressView:
         """The best successful run so far by the metric (--optimize, else the first metric
         whose direction is known from gitexp.yaml or its name), with its metrics."""
         from gitexp.core.metrics import is_number
-        from gitexp.workflows.sweep import metric_of
+        from gitexp.sweeps.runner import metric_of
 
         done = [f for f in finished if f.result.status == "success" and f.record]
         if not done:
@@ -275,7 +275,7 @@ def queue_list(fmt: str | None, precision: int) -> None:
     """List queued, running and finished entries, oldest first."""
     from gitexp.cli.views import short_time
     from gitexp.core.render import render_rows
-    from gitexp.workflows.queue import Lease, list_entries
+    from gitexp.sweeps.queue import Lease, list_entries
 
     repo = open_repo()
     short = fmt in (None, "md")
@@ -300,7 +300,7 @@ def queue_list(fmt: str | None, precision: int) -> None:
 @queue_group.command("status")
 def queue_status() -> None:
     """How many entries wait, run and are done, and the workers running them."""
-    from gitexp.workflows.queue import Lease, list_entries
+    from gitexp.sweeps.queue import Lease, list_entries
 
     repo = open_repo()
     entries = list_entries(repo)
@@ -328,10 +328,10 @@ def queue_start(jobs: int | None, cluster: str | None, cluster_remote: str | Non
                 gpus_per_run: int | None, watch: bool) -> None:  # fmt: skip
     """Run the queued entries, up to N at once, until the queue is empty (or, with --watch,
     for as long as it runs). Entries of a worker that died are queued again first."""
-    from gitexp.workflows.queue import requeue_stale
-    from gitexp.workflows.scheduler import QueueSource, Scheduler
-    from gitexp.workflows.sweep import SweepRequest, _executor, gpu_slots
-    from gitexp.workflows.worktrees import clean_stale_worktrees
+    from gitexp.sweeps.queue import requeue_stale
+    from gitexp.sweeps.runner import SweepRequest, executor_for, gpu_slots
+    from gitexp.sweeps.scheduler import QueueSource, Scheduler
+    from gitexp.sweeps.worktrees import clean_stale_worktrees
 
     if jobs is not None and jobs < 1:
         raise UsageError("-j needs a number of runs at once of at least 1")
@@ -342,7 +342,7 @@ def queue_start(jobs: int | None, cluster: str | None, cluster_remote: str | Non
     request = SweepRequest(command=(), jobs=jobs, cluster=cluster or None, fail_fast=fail_fast,
                            cluster_remote=cluster_remote, gpus_per_run=gpus_per_run)  # fmt: skip
     view = ProgressView(None, None)
-    scheduler = Scheduler(repo, _executor(repo, request, warn), jobs,
+    scheduler = Scheduler(repo, executor_for(repo, request, warn), jobs,
                           gpus=gpu_slots(gpus_per_run), fail_fast=fail_fast, watch=watch,
                           on_event=view)  # fmt: skip
     progress = scheduler.run(QueueSource(repo))
@@ -362,7 +362,7 @@ def queue_logs(name: str, follow: bool) -> None:
     """The output of a queued run: live while it runs, its recorded log once it is done."""
     from gitexp.store.records import read_run_log
     from gitexp.store.snapshot import resolve_target
-    from gitexp.workflows.queue import Lease, list_entries, log_path
+    from gitexp.sweeps.queue import Lease, list_entries, log_path
 
     repo = open_repo()
     entry = next((e for e in list_entries(repo) if e.name == name), None)
@@ -399,7 +399,7 @@ def queue_logs(name: str, follow: bool) -> None:
 def queue_remove(names: tuple[str, ...], everything: bool, queued: bool, done: bool,
                  failed: bool) -> None:  # fmt: skip
     """Remove entries from the queue (recorded runs are kept: 'gitexp remove' deletes runs)."""
-    from gitexp.workflows.queue import list_entries, remove
+    from gitexp.sweeps.queue import list_entries, remove
 
     repo = open_repo()
     entries = list_entries(repo)
@@ -433,7 +433,7 @@ def queue_remove(names: tuple[str, ...], everything: bool, queued: bool, done: b
 @click.argument("names", nargs=-1, required=True, metavar="RUN...")
 def queue_kill(names: tuple[str, ...]) -> None:
     """Stop running entries; each is recorded as interrupted."""
-    from gitexp.workflows.queue import request_kill
+    from gitexp.sweeps.queue import request_kill
 
     repo = open_repo()
     for name in names:

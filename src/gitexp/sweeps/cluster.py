@@ -33,11 +33,11 @@ from gitexp.dvc.data import DataEntry, Obj, collect, transfer_objects
 from gitexp.errors import GitexpError, RemoteError, UsageError
 from gitexp.store.git import RefExistsError, Repo
 from gitexp.store.snapshot import Target, read_pointer_files
-from gitexp.workflows.pool import PointResult
-from gitexp.workflows.queue import Entry
+from gitexp.sweeps.pool import PointResult
+from gitexp.sweeps.queue import Entry
+from gitexp.sweeps.scheduler import read_record
+from gitexp.sweeps.worktrees import has_data, point_worktree
 from gitexp.workflows.remote import check_remote
-from gitexp.workflows.scheduler import read_record
-from gitexp.workflows.worktrees import has_data, point_worktree
 
 Warn = Callable[[str], None]
 SNAPSHOTS = "refs/gitexp/snapshots/"
@@ -316,8 +316,8 @@ def run_remote_point(payload: dict[str, Any], bundle: bytes | None) -> dict[str,
     """A Dask task: one point in a worktree of this worker's repository."""
     from distributed import Event
 
+    from gitexp.sweeps.queue import EntrySpec
     from gitexp.workflows.execute import LogCapture, SignalGuard, run_command
-    from gitexp.workflows.queue import EntrySpec
 
     spec = EntrySpec.from_json(payload["spec"])
     stop = Event(payload["stop"])
@@ -342,7 +342,7 @@ def run_remote_point(payload: dict[str, Any], bundle: bytes | None) -> dict[str,
             env = {**os.environ, **payload["env"], **payload["identity"]}
             if gpus is not None:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-            argv = [sys.executable, "-m", "gitexp.workflows.point", str(spec_path), str(root),
+            argv = [sys.executable, "-m", "gitexp.sweeps.point", str(spec_path), str(root),
                     str(result_path)]  # fmt: skip
             guard = SignalGuard()  # not entered: Dask runs tasks in threads
             # The run goes in a thread of its own; this one (the task's, where Dask's Event

@@ -17,11 +17,11 @@ from gitexp.core.metrics import is_number
 from gitexp.errors import GitexpError, UsageError
 from gitexp.store.git import Repo
 from gitexp.store.records import list_runs, run_names
-from gitexp.workflows import queue
-from gitexp.workflows.grid import Axis, Interval
-from gitexp.workflows.point import SWEEP_TAG
-from gitexp.workflows.queue import Entry, Lease
-from gitexp.workflows.scheduler import Finished
+from gitexp.sweeps import queue
+from gitexp.sweeps.grid import Axis, Interval
+from gitexp.sweeps.point import SWEEP_TAG
+from gitexp.sweeps.queue import Entry, Lease
+from gitexp.sweeps.scheduler import Finished
 
 Warn = Callable[[str], None]
 
@@ -36,7 +36,7 @@ def _optuna() -> Any:
 
 
 def _value(record: dict[str, Any] | None, metric: str) -> float | None:
-    from gitexp.workflows.sweep import metric_of
+    from gitexp.sweeps.runner import metric_of
 
     if not record or record.get("status") != "success":
         return None
@@ -166,7 +166,7 @@ class TrialSource:
                 return claimed
         if self.remaining <= 0:
             return None
-        from gitexp.workflows.sweep import Point
+        from gitexp.sweeps.runner import Point
 
         trial, literals = self.search.ask()
         name = self._next_name()

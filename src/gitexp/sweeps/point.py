@@ -1,7 +1,7 @@
 """One point of a sweep, run in its worktree exactly as `gitexp run` runs a command.
 
 `run_point` is called in a forked worker process on this machine. On a Dask worker the same
-function runs as `python -m gitexp.workflows.point SPEC ROOT RESULT`, so that the run has a
+function runs as `python -m gitexp.sweeps.point SPEC ROOT RESULT`, so that the run has a
 process (and signal handlers) of its own.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from gitexp.errors import GitexpError
 from gitexp.store.git import Repo
-from gitexp.workflows.queue import EntrySpec
+from gitexp.sweeps.queue import EntrySpec
 from gitexp.workflows.run import RunOutcome, RunRequest, run_experiment
 
 SWEEP_TAG = "sweep"

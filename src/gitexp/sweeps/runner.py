@@ -24,14 +24,14 @@ from gitexp.errors import StateError, UsageError
 from gitexp.store.git import Repo
 from gitexp.store.records import iso_time, run_names
 from gitexp.store.snapshot import read_workspace_file
-from gitexp.workflows import queue
+from gitexp.sweeps import queue
+from gitexp.sweeps.grid import Grid, choose_points, parse_grid, point_names
+from gitexp.sweeps.queue import EntrySpec
+from gitexp.sweeps.scheduler import Finished, GpuSlots, Progress, QueueSource, Scheduler
+from gitexp.sweeps.worktrees import clean_stale_worktrees, snapshot_tree
 from gitexp.workflows.capture import normalise_out
 from gitexp.workflows.execute import find_executable
-from gitexp.workflows.grid import Grid, choose_points, parse_grid, point_names
-from gitexp.workflows.queue import EntrySpec
 from gitexp.workflows.run import identity_env, resolve_command
-from gitexp.workflows.scheduler import Finished, GpuSlots, Progress, QueueSource, Scheduler
-from gitexp.workflows.worktrees import clean_stale_worktrees, snapshot_tree
 
 Warn = Callable[[str], None]
 OnEvent = Callable[[str, Progress, Finished | None], None]
@@ -234,7 +234,7 @@ def run_sweep(
     result = SweepResult(plan, queued=[e.name for e in entries])
     if request.queue:
         return result
-    executor = _executor(repo, request, warn)
+    executor = executor_for(repo, request, warn)
     scheduler = Scheduler(
         repo,
         executor,
@@ -244,7 +244,7 @@ def run_sweep(
         on_event=on_event,
     )
     if request.trials is not None:
-        from gitexp.workflows.search import TrialSource
+        from gitexp.sweeps.search import TrialSource
 
         source: Any = TrialSource(repo, request, plan, specs, tree, base, identity, warn)
     else:
@@ -265,12 +265,13 @@ def _drop_unstarted(repo: Repo, names: set[str]) -> None:
         queue.remove(repo, left)
 
 
-def _executor(repo: Repo, request: SweepRequest, warn: Warn) -> Any:
+def executor_for(repo: Repo, request: SweepRequest, warn: Warn) -> Any:
+    """Where the points run: a Dask cluster, or a pool of processes on this machine."""
     if request.cluster:
-        from gitexp.workflows.cluster import DaskPool
+        from gitexp.sweeps.cluster import DaskPool
 
         return DaskPool(repo, request.cluster, request.cluster_remote, request.gpus_per_run, warn)
-    from gitexp.workflows.pool import LocalPool
+    from gitexp.sweeps.pool import LocalPool
 
     return LocalPool(repo, request.fail_fast)
 
@@ -384,9 +385,9 @@ def sweep(
     repo = Repo.discover(path)
     recover(repo)
     if callable(target):
-        from gitexp.workflows.call import reference
+        from gitexp.sweeps.call import reference
 
-        command: tuple[str, ...] = (_python(), "-m", "gitexp.workflows.call",
+        command: tuple[str, ...] = (_python(), "-m", "gitexp.sweeps.call",
                                     reference(target, repo.root))  # fmt: skip
     else:
         command = command_argv(target)

@@ -29,9 +29,9 @@ from typing import Any
 from gitexp.dvc.data import preload
 from gitexp.errors import GitexpError, Interrupted
 from gitexp.store.git import Repo
-from gitexp.workflows.point import outcome_json, run_point
-from gitexp.workflows.queue import Entry, log_path
-from gitexp.workflows.worktrees import has_data, point_worktree
+from gitexp.sweeps.point import outcome_json, run_point
+from gitexp.sweeps.queue import Entry, log_path
+from gitexp.sweeps.worktrees import has_data, point_worktree
 
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 

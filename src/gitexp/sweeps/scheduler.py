@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from gitexp.store.git import Repo
 from gitexp.store.snapshot import RECORD_PATH, parse_record
-from gitexp.workflows import queue
-from gitexp.workflows.pool import PointResult
-from gitexp.workflows.queue import Entry, Lease
+from gitexp.sweeps import queue
+from gitexp.sweeps.pool import PointResult
+from gitexp.sweeps.queue import Entry, Lease
 from gitexp.workflows.run import identity_env
 
 TICK = 0.25  # seconds between progress updates

@@ -1,4 +1,4 @@
-"""A Python function as a sweep's command: `python -m gitexp.workflows.call WHERE:NAME`.
+"""A Python function as a sweep's command: `python -m gitexp.sweeps.call WHERE:NAME`.
 
 WHERE is a module importable from the repository (`train`, `pkg.train`) or a script's path
 (`experiments/train.py`, run as a module named `__gitexp_call__`, so its
