@@ -277,6 +277,8 @@ def test_S5_S6_pull_skips_malformed_runs_and_hostile_refs_by_name(shared) -> Non
     good = json.loads(plumb(attacker, "show", "refs/runs/good:.gitexp/run.json"))
     bad_types = run_with_record(attacker, "types", json.dumps({**good, "started": 5}).encode())
     bad_params = run_with_record(attacker, "params", json.dumps({**good, "params": "x"}).encode())
+    option = json.dumps({**good, "base": "--output=pwned-by-base"}).encode()
+    base_option = run_with_record(attacker, "baseopt", option)  # an option where a commit goes
     not_json = run_with_record(attacker, "notjson", b"{not json")
     huge = run_with_record(attacker, "huge", b'{"pad": "' + b"x" * (11 << 20) + b'"}')
     blob = plumb(attacker, "hash-object", "-w", "--stdin", data=b"just a blob")
@@ -285,6 +287,7 @@ def test_S5_S6_pull_skips_malformed_runs_and_hostile_refs_by_name(shared) -> Non
         "tagger A <a@b> 0 +0000\n\nt\n").encode())  # fmt: skip
     for ref, oid in (("refs/runs/types", bad_types), ("refs/runs/params", bad_params),
                      ("refs/runs/notjson", not_json), ("refs/runs/huge", huge),
+                     ("refs/runs/baseopt", base_option),
                      ("refs/runs/-upload-pack=touch pwned", plumb(attacker, "rev-parse", "HEAD")),
                      ("refs/runs/blob", blob), ("refs/runs/tagged", tag)):  # fmt: skip
         push_raw(attacker, ref.replace(" ", "_"), oid)
@@ -298,6 +301,7 @@ def test_S5_S6_pull_skips_malformed_runs_and_hostile_refs_by_name(shared) -> Non
     for name, why in (("types", "'started' is int, not a string"),
                       ("params", "'params' is str, not an object"),
                       ("notjson", "its record is not valid JSON"),
+                      ("baseopt", "'base' is not a commit id"),
                       ("huge", "over the 10,485,760 limit"),
                       ("-upload-pack=touch_pwned", "it must not begin with '-'"),
                       ("blob", "it points at a blob, not a commit"),

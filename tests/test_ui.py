@@ -18,7 +18,7 @@ import pytest
 import oracle
 from conftest import GITEXP, git, isolate, make_repo, run_gitexp
 from gitexp.ui.histories import Series, downsample, parse_history
-from gitexp.ui.security import allowed_hosts, cache_file, host_ok, tree_path
+from gitexp.ui.security import allowed_hosts, cache_file, check_write, host_ok, tree_path
 from ui_fixtures import API_TRAIN, UiServer, add_runs, grid, wait_for
 
 REAL = "real-0"
@@ -209,6 +209,20 @@ def test_downloads_stay_inside_the_run_and_the_dvc_cache(ui: UiServer, ui_repo: 
     git(ui_repo, "worktree", "remove", "--force", str(hostile))
     status, _, body = ui.request("GET", "/api/artifact", {"name": "hostile", "path": "model.bin"})
     assert status in (400, 404) and b"root:" not in body
+    # a record whose base is a git option: opening the run page must not write a file (S5)
+    record = json.loads(git(ui_repo, "show", f"refs/runs/{REAL}:.gitexp/run.json"))
+    target = ui_repo.parent / "written-by-base"
+    record["base"] = f"--output={target}"
+    git(ui_repo, "worktree", "add", "-q", "--detach", str(hostile), f"refs/runs/{REAL}")
+    (hostile / ".gitexp").mkdir(exist_ok=True)
+    (hostile / ".gitexp" / "run.json").write_text(json.dumps(record))
+    git(hostile, "add", "-f", ".gitexp/run.json")
+    git(hostile, "commit", "-q", "-m", "base is an option")
+    git(ui_repo, "update-ref", "refs/runs/hostile", git(hostile, "rev-parse", "HEAD"))
+    git(ui_repo, "worktree", "remove", "--force", str(hostile))
+    page = ui.json("/api/run", {"name": "hostile"})
+    assert not target.exists()
+    assert page["base"] is None and "'base' is not a commit id" in json.dumps(page["errors"])
     git(ui_repo, "update-ref", "-d", "refs/runs/hostile")
 
 
@@ -263,6 +277,16 @@ def test_actions_need_write_and_the_pages_token(ui: UiServer, ui_repo: Path) -> 
         assert status == 200
         status, _ = writer.post("/api/tag", {"run": REAL, "tags": {"x": "y"}})  # no token
         assert status == 403
+        for body in (
+            {"run": REAL, "delete": 5},
+            {"run": REAL, "delete": "team"},
+            {"run": REAL, "tags": {"k": {"x": [1]}}},
+            {"run": REAL, "tags": ["k"]},
+        ):
+            status, data = writer.post("/api/tag", body, headers=good)
+            assert status == 400 and data["error"].startswith("send {"), (body, data)
+        status, data = writer.post("/api/note", {"run": REAL, "text": ["x"]}, headers=good)
+        assert status == 400
         shown = json.loads(run_gitexp(ui_repo, "show", "--json", REAL).stdout)[0]
         assert shown["tags"]["team"] == "vision" and shown["note"] == "best so far"
         row = wait_for(lambda: next((i for i in ui.json("/api/runs", {"limit": 100})["items"]
@@ -432,3 +456,12 @@ def test_path_and_host_rules() -> None:
     wildcard = allowed_hosts("0.0.0.0", 8080)
     assert host_ok("192.168.1.20:8080", wildcard, 8080) and host_ok("[::1]:8080", wildcard, 8080)
     assert not host_ok("rebind.attacker.example:8080", wildcard, 8080)
+    # an action's Origin follows the same rule: any address of a wildcard bind, no domain
+    sent = {"x-gitexp-token": "t", "content-type": "application/json"}
+    for origin in ("http://127.0.0.1:8080", "http://192.168.1.20:8080", "http://localhost:8080"):
+        check_write({**sent, "origin": origin}, "t", wildcard, 8080)
+    for origin in ("http://rebind.attacker.example:8080", "http://192.168.1.20:9999", "null"):
+        with pytest.raises(PermissionError):
+            check_write({**sent, "origin": origin}, "t", wildcard, 8080)
+    with pytest.raises(PermissionError):
+        check_write({**sent, "origin": "http://192.168.1.20:5000"}, "t", hosts, None)

@@ -149,6 +149,11 @@ class Repo:
                     f"git refuses this repository (dubious ownership); trust it with "
                     f"'git config --global --add safe.directory {Path(cwd).resolve()}'"
                 )
+            if "must be run in a work tree" in stderr:
+                raise StateError(
+                    "no working tree here (a bare repository, or inside .git):"
+                    " run gitexp in a clone's working tree"
+                )
             raise StateError("not a git repository: run gitexp inside one (or 'git init' first)")
         lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
         if len(lines) < 3:

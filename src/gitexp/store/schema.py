@@ -8,6 +8,7 @@ by a newer gitexp stay readable.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gitexp.core import yamlio
@@ -73,6 +74,10 @@ REQUIRED = ("status", "started")
 _STRING_LISTS = ("command", "overrides", "outs", "skipped")
 _STRING_MAPS = ("tags", "errors", "env", "packages", "artifacts")
 _FILE_MAPS = ("params", "metrics", "data", "carried")
+# Commits the record names, which gitexp hands to git: a full object id and nothing else, so
+# a value like '--output=FILE' can never become an option (row S5).
+_OBJECT_IDS = ("base", "inputs", "index")
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 def problem(record: Any) -> str | None:
@@ -88,6 +93,10 @@ def problem(record: Any) -> str | None:
         value = record[field]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             return f"'{field}' is {type(value).__name__}, not {_names(types)}"
+    for field in _OBJECT_IDS:
+        value = record.get(field)
+        if value is not None and not _OBJECT_ID.fullmatch(value):
+            return f"'{field}' is not a commit id"
     for field in _STRING_LISTS:
         if any(not isinstance(v, str) for v in record.get(field) or []):
             return f"'{field}' must be a list of strings"

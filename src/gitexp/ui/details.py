@@ -54,7 +54,7 @@ def code_diff(repo: Repo, old: str | None, new: str) -> dict[str, Any]:
     """The files `new` changed against `old` (its parent when None) as a patch, with a
     summary per file. The run record is left out; binary files are named, not shown."""
     common = ["--no-color", "--no-ext-diff", "--no-textconv", "-M"]
-    spec = [old, new] if old else ["--root", new]
+    spec = ["--end-of-options", old, new] if old else ["--root", "--end-of-options", new]
     command = ["diff", *common] if old else ["diff-tree", "-r", *common]
     paths = ["--", ".", f":(top,exclude){posixpath.dirname(RECORD_PATH)}"]
     status = repo.git([*command, "--name-status", "-z", *spec, *paths]).stdout

@@ -11,7 +11,7 @@ import ipaddress
 import posixpath
 import re
 import socket
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,11 @@ TOKEN_HEADER = "x-gitexp-token"
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
+def is_wildcard(host: str) -> bool:
+    """A bind to every address of the machine."""
+    return host in ("0.0.0.0", "::", "")
+
+
 def allowed_hosts(host: str, port: int) -> set[str]:
     """The Host headers a request may carry: the bound address with its port, and its other
     loopback names. A wildcard bind (0.0.0.0, ::) accepts any IP address and this machine's
@@ -50,7 +55,7 @@ def allowed_hosts(host: str, port: int) -> set[str]:
     names = {host.lower()}
     if host in ("127.0.0.1", "localhost", "::1"):
         names |= {"127.0.0.1", "localhost", "::1"}
-    if host in ("0.0.0.0", "::", ""):
+    if is_wildcard(host):
         names |= {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
     found = set()
     for name in names:
@@ -126,17 +131,21 @@ async def _plain(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def check_write(headers: MutableMapping[str, str], token: str, origins: Iterable[str]) -> None:
+def check_write(
+    headers: MutableMapping[str, str], token: str, allowed: set[str], wildcard_port: int | None
+) -> None:
     """An action that changes the repository must come from this app's own page: the page's
     token in a header (another site cannot read it), JSON (a form cannot send it without a
-    preflight, which fails), and no foreign Origin."""
+    preflight, which fails), and no foreign Origin (the Host rule applies to it)."""
     sent = headers.get(TOKEN_HEADER, "")
     if not token or not hmac.compare_digest(sent.encode(), token.encode()):
         raise PermissionError("missing or wrong token: reload the page")
     if not headers.get("content-type", "").startswith("application/json"):
         raise PermissionError("actions take JSON")
     origin = headers.get("origin")
-    if origin is not None and origin not in set(origins):
+    if origin is not None and not (
+        origin.startswith("http://") and host_ok(origin[7:], allowed, wildcard_port)
+    ):
         raise PermissionError(f"requests from {origin} are refused")
 
 

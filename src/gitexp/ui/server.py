@@ -34,7 +34,7 @@ from gitexp.ui.comparison import compare, diff_page
 from gitexp.ui.details import NotFound, artifact_file, live_log, run_file, run_page
 from gitexp.ui.histories import HistoryCache
 from gitexp.ui.runs import Query, RunTable, live_name
-from gitexp.ui.security import FILE_CSP, Guard, allowed_hosts, check_write
+from gitexp.ui.security import FILE_CSP, Guard, allowed_hosts, check_write, is_wildcard
 
 MAX_BODY = 4 * 1024 * 1024
 EVENT_SECONDS = 1.0
@@ -106,7 +106,8 @@ class App:
         self.write = write
         self.token = secrets.token_urlsafe(32) if write else ""
         self.hosts = allowed_hosts(host, port)
-        self.origins = {f"http://{h}" for h in self.hosts}
+        # bound to every address: any IP address of this machine is a fine Host (and Origin)
+        self.wildcard_port = port if is_wildcard(host) else None
         self.histories = HistoryCache()
         self.table = RunTable(repo, self.histories)
         static = resources.files("gitexp.ui") / "static"
@@ -116,7 +117,7 @@ class App:
             TOKEN_PLACEHOLDER, f'<meta name="gitexp-token" content="{self.token}">'
         )
 
-    def starlette(self, wildcard_port: int | None = None) -> Any:
+    def starlette(self) -> Any:
         h = handled
         routes = [
             Route("/", self.index),
@@ -136,7 +137,7 @@ class App:
             Mount("/static", StaticFiles(directory=self.static_dir)),
         ]
         app = Starlette(routes=routes)
-        return Guard(app, self.hosts, wildcard_port)
+        return Guard(app, self.hosts, self.wildcard_port)
 
     # --- pages and reading ---------------------------------------------------------------------
 
@@ -263,7 +264,7 @@ class App:
         request comes from this app's page (see security.check_write)."""
         if not self.write:
             raise PermissionError("this UI is read-only: start it with 'gitexp ui --write'")
-        check_write(dict(request.headers), self.token, self.origins)
+        check_write(dict(request.headers), self.token, self.hosts, self.wildcard_port)
         body = await self._body(request)
         if not isinstance(body, dict):
             raise UsageError("send a JSON object")
@@ -298,10 +299,19 @@ class App:
 
         def act(body: dict[str, Any]) -> Any:
             tags, delete = body.get("tags") or {}, body.get("delete") or []
-            if not isinstance(body.get("run"), str) or not isinstance(tags, dict):
-                raise UsageError('send {"run": NAME, "tags": {KEY: VALUE}, "delete": [KEY]}')
+            if (
+                not isinstance(body.get("run"), str)
+                or not isinstance(tags, dict)
+                or not all(isinstance(v, str | int | float | bool) for v in tags.values())
+                or not isinstance(delete, list)
+                or not all(isinstance(k, str) for k in delete)
+            ):
+                raise UsageError(
+                    'send {"run": NAME, "tags": {KEY: "VALUE"}, "delete": ["KEY"]}'
+                    " (values are text or numbers)"
+                )
             values = {str(k): str(v) for k, v in tags.items()}
-            return {"tags": tag_run(self.repo, body["run"], values, [str(k) for k in delete])}
+            return {"tags": tag_run(self.repo, body["run"], values, delete)}
 
         return await self._action(request, act)
 
@@ -310,7 +320,9 @@ class App:
         from gitexp.workflows.manage import note as note_run
 
         def act(body: dict[str, Any]) -> Any:
-            if not isinstance(body.get("run"), str):
+            if not isinstance(body.get("run"), str) or not isinstance(
+                body.get("text"), str | type(None)
+            ):
                 raise UsageError('send {"run": NAME, "text": TEXT}')
             text = str(body.get("text") or "") or None
             note_run(self.repo, body["run"], text)
@@ -359,11 +371,11 @@ def serve(
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     app = App(repo, write=write, host=host, port=bound_port)
-    wildcard = bound_port if host in ("0.0.0.0", "::", "") else None
+    wildcard = is_wildcard(host)
     shown = "127.0.0.1" if wildcard else (f"[{host}]" if ":" in host else host)
     url = f"http://{shown}:{bound_port}/"
     config = uvicorn.Config(
-        app.starlette(wildcard),
+        app.starlette(),
         log_level="warning",
         lifespan="off",
         access_log=False,
@@ -374,7 +386,11 @@ def serve(
     mode = "read-write" if write else "read-only"
     echo(f"gitexp ui: {repo.root} at {url} ({mode}; Ctrl-C stops)")
     if wildcard:
-        echo(f"gitexp ui: listening on every address of this machine ({bound_host})")
+        reach = "read and change" if write else "read"
+        echo(
+            f"gitexp ui: listening on every address of this machine ({bound_host}): anyone who"
+            f" reaches it on the network can {reach} its runs"
+        )
     # The socket already listens; the runs are read meanwhile, ready for the first page.
     threading.Thread(target=app.table.poll, name="gitexp-ui-load", daemon=True).start()
     if open_browser:

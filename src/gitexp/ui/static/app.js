@@ -1,8 +1,8 @@
-// The app's frame: the header, the routes (#/, #/compare?runs=…, #/run/NAME) and the
+// The app's frame: the header, the routes (#/, #/compare?run=A&run=B, #/run/NAME) and the
 // indicator of runs in progress.
 
 import { get, onUpdate } from "./api.js";
-import { clear, h } from "./dom.js";
+import { clear, decoded, h } from "./dom.js";
 import * as runs from "./runs.js";
 import * as compare from "./compare.js";
 import * as runPage from "./runpage.js";
@@ -12,12 +12,12 @@ let unmount = null;
 export const app = { info: null };
 
 function parseRoute() {
-  const hash = decodeURIComponent(location.hash.slice(1) || "/");
+  const hash = decoded(location.hash.slice(1) || "/");
   const raw = location.hash.slice(1) || "/";
   const [path, query] = raw.split("?");
   const params = new URLSearchParams(query || "");
   if (path.startsWith("/run/")) {
-    return { name: "run", run: decodeURIComponent(path.slice(5)), params };
+    return { name: "run", run: decoded(path.slice(5)), params };
   }
   if (path === "/compare") return { name: "compare", params };
   return { name: "runs", params, hash };

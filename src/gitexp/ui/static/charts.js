@@ -1,7 +1,7 @@
 // Charts: metric histories with uPlot (one canvas, fast with thousands of series and
 // points), grouped means with a spread band, and a scatter drawn on a canvas of our own.
 
-import { color, fmt, h, isNumber } from "./dom.js";
+import { color, fmt, h, isMissing, isNumber } from "./dom.js";
 
 /* global uPlot */
 
@@ -133,9 +133,11 @@ export function scatter(el, points, { xLabel, yLabel, onClick, height = 360 }) {
     "aria-label": `${yLabel} against ${xLabel}` });
   const tip = h("div", { class: "readout muted" }, " ");
   el.append(h("div", { class: "chart" }, canvas, tip));
-  const categorical = points.some((p) => !isNumber(p.x));
-  const cats = categorical ? [...new Set(points.map((p) => fmt(p.x)))].sort() : [];
-  const usable = points.filter((p) => isNumber(p.y) && (categorical || isNumber(p.x)));
+  // NaN and infinities are left out, not made categories: one diverged run keeps the axis numeric
+  const onAxis = points.filter((p) => !isMissing(p.x));
+  const categorical = onAxis.some((p) => !isNumber(p.x));
+  const cats = categorical ? [...new Set(onAxis.map((p) => fmt(p.x)))].sort() : [];
+  const usable = onAxis.filter((p) => isNumber(p.y) && (categorical || isNumber(p.x)));
   const ratio = window.devicePixelRatio || 1;
   const w = Math.max(320, el.getBoundingClientRect().width - 16);
   canvas.width = w * ratio;
@@ -149,9 +151,9 @@ export function scatter(el, points, { xLabel, yLabel, onClick, height = 360 }) {
   const xs = categorical ? usable.map((p) => cats.indexOf(fmt(p.x))) : usable.map((p) => p.x);
   const range = (vs) => {
     if (!vs.length) return [0, 1];
-    let lo = Math.min(...vs);
-    let hi = Math.max(...vs);
-    if (lo === hi) { lo -= 0.5 || 1; hi += 0.5; }
+    let lo = vs.reduce((a, b) => Math.min(a, b));  // no spread: 100k arguments overflow
+    let hi = vs.reduce((a, b) => Math.max(a, b));
+    if (lo === hi) { lo -= 0.5; hi += 0.5; }
     const m = (hi - lo) * 0.05;
     return [lo - m, hi + m];
   };

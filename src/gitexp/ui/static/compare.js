@@ -16,7 +16,9 @@ const TABS = [
 ];
 
 export function mount(container, route) {
-  const fromUrl = (route.params.get("runs") || "").split(",").filter(Boolean).map(decodeURIComponent);
+  // `run=A&run=B`; `runs=A,B` is read too, for links written by hand
+  const fromUrl = route.params.getAll("run").length ? route.params.getAll("run")
+    : (route.params.get("runs") || "").split(",").filter(Boolean);
   const names = fromUrl.length ? fromUrl : selection.names();
   if (!names.length) {
     container.append(h("section", { class: "empty-page" },

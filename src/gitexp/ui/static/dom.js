@@ -47,6 +47,12 @@ export function isNumber(value) {
   return typeof value === "number" && Number.isFinite(value);
 }
 
+// No value to place on an axis: absent, or NaN and the infinities (JSON carries them as text).
+export function isMissing(value) {
+  return value === null || value === undefined || value === "NaN" || value === "Infinity" ||
+    value === "-Infinity";
+}
+
 export function fmtTime(iso) {
   if (!iso) return "-";
   const date = new Date(iso);
@@ -84,8 +90,18 @@ export function runHref(name) {
   return `#/run/${encodeURIComponent(name)}`;
 }
 
+// One `run` parameter per name: a name may hold ',' or '%' (git allows both in a ref).
 export function compareHref(names) {
-  return `#/compare?runs=${names.map(encodeURIComponent).join(",")}`;
+  return `#/compare?${new URLSearchParams(names.map((name) => ["run", name]))}`;
+}
+
+// decodeURIComponent that leaves a malformed escape ('%', '%ZZ') as it is instead of throwing.
+export function decoded(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 export function toast(message, kind = "info") {

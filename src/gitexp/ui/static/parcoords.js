@@ -3,21 +3,22 @@
 // keep only the runs inside the range; drag again elsewhere on it to move the range, click
 // it to clear. 1,000 runs draw in a few milliseconds.
 
-import { fmt, h, isNumber } from "./dom.js";
+import { fmt, h, isMissing, isNumber } from "./dom.js";
 
-function scaleOf(values) {
-  const numbers = values.filter(isNumber);
-  if (numbers.length === values.filter((v) => v !== null && v !== undefined).length && numbers.length) {
-    let lo = Math.min(...numbers);
-    let hi = Math.max(...numbers);
+export function scaleOf(values) {
+  const present = values.filter((v) => !isMissing(v));  // NaN and infinities are left out
+  const numbers = present.filter(isNumber);
+  if (numbers.length && numbers.length === present.length) {
+    let lo = numbers.reduce((a, b) => Math.min(a, b));  // no spread: 100k arguments overflow
+    let hi = numbers.reduce((a, b) => Math.max(a, b));
     if (lo === hi) { lo -= 1; hi += 1; }
     return { kind: "number", lo, hi, at: (v) => (isNumber(v) ? (v - lo) / (hi - lo) : null) };
   }
-  const cats = [...new Set(values.filter((v) => v !== null && v !== undefined).map((v) => fmt(v)))].sort();
+  const cats = [...new Set(present.map((v) => fmt(v)))].sort();
   const n = Math.max(1, cats.length - 1);
   return {
     kind: "category", cats,
-    at: (v) => (v === null || v === undefined ? null : (cats.length === 1 ? 0.5 : cats.indexOf(fmt(v)) / n)),
+    at: (v) => (isMissing(v) ? null : (cats.length === 1 ? 0.5 : cats.indexOf(fmt(v)) / n)),
   };
 }
 

@@ -282,7 +282,7 @@ export function mount(container, route, app) {
     cols.slice(fixedCount).forEach((col) => {
       const summary = item.summary ? item.summary[col.index] : null;
       cells.push(h("div", {
-        class: "cell num summary", style: { width: `${col.width}px` },
+        class: "cell num group-summary", style: { width: `${col.width}px` },
         title: summary ? `mean ${summary.mean} ± ${summary.std} (n=${summary.n})` : "",
       }, summary ? `${fmt(summary.mean, 4)} ± ${fmt(summary.std, 2)}` : ""));
     });
