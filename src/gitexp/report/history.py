@@ -21,7 +21,8 @@ from gitexp.report.markdown import cell, table
 from gitexp.report.mermaid import mermaid_chart
 from gitexp.report.svg import line_chart
 from gitexp.store.git import Repo
-from gitexp.store.records import RunInfo, list_runs
+from gitexp.store.index import run_records
+from gitexp.store.records import RunInfo
 
 MAX_COMMITS = 1000
 
@@ -74,7 +75,7 @@ def run_for(runs: Sequence[RunInfo]) -> RunInfo | None:
 def commit_points(repo: Repo, spec: str) -> list[CommitPoint]:
     listed = commits(repo, spec)
     with repo.batch_reader() as reader:
-        runs = list_runs(repo, reader)
+        runs = [RunInfo(*row) for row in run_records(repo, reader)]  # through the run index
     by_base: dict[str, list[RunInfo]] = {}
     for run in runs:
         base = (run.record or {}).get("base")

@@ -16,7 +16,8 @@ from gitexp.core import yamlio
 from gitexp.core.metrics import is_number
 from gitexp.errors import GitexpError, UsageError
 from gitexp.store.git import Repo
-from gitexp.store.records import list_runs, run_names
+from gitexp.store.index import run_records
+from gitexp.store.records import run_names
 from gitexp.sweeps import queue
 from gitexp.sweeps.grid import Axis, Interval
 from gitexp.sweeps.point import SWEEP_TAG
@@ -136,7 +137,7 @@ class TrialSource:
         self.sweep = plan.name
         self.grid = plan.grid
         with repo.batch_reader() as reader:
-            records = [r.record or {} for r in list_runs(repo, reader)]
+            records = [record or {} for _, _, record in run_records(repo, reader)]
         runs = [r for r in records if (r.get("tags") or {}).get(SWEEP_TAG) == self.sweep]
         # A resumed sweep must not replay the random points its first session drew.
         seed = None if request.seed is None else request.seed + 7919 * len(runs)

@@ -18,8 +18,9 @@ from gitexp.errors import UsageError
 from gitexp.report.gather import direction
 from gitexp.report.history import CommitPoint, commit_points
 from gitexp.store.git import Repo
-from gitexp.store.records import list_runs
-from gitexp.store.snapshot import read_workspace_file
+from gitexp.store.records import RunInfo
+from gitexp.store.schema import load_record
+from gitexp.store.snapshot import RECORD_PATH, read_workspace_file
 from gitexp.workflows.reproduce import free_name, run_at_commit
 
 Warn = Callable[[str], None]
@@ -81,7 +82,8 @@ class _Values:
         if outcome.commit is None or outcome.status != "success":
             return None, f"ran {name}: {outcome.status}"
         with self.repo.batch_reader() as reader:
-            run = next((r for r in list_runs(self.repo, reader) if r.name == name), None)
+            data = reader.read(f"{outcome.commit}:{RECORD_PATH}")
+        run = RunInfo(name, outcome.commit, load_record(data)[0] if data else None)
         value = CommitPoint(point.sha, point.subject, run).value(self.metric)
         if not is_number(value):
             return None, f"ran {name}: no {self.metric}"
