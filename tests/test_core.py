@@ -282,6 +282,12 @@ def test_filter_keys_and_arithmetic_edges() -> None:
     assert evaluate(parse_filter("a / 0 != 1"), values.get) is False  # nan never compares
     assert evaluate(parse_filter("1e-3 < a and .5 < a and 2E2 > a"), values.get)
     assert evaluate(parse_filter("a == true or null == a"), {"a": True}.get) is True
+    nan = {"a": 1.0, "n": math.nan}.get
+    assert not evaluate(parse_filter("a < n"), nan) and not evaluate(parse_filter("n < a"), nan)
+    assert not evaluate(parse_filter("a != n"), nan)  # NaN matches nothing, != included
+    for bad, message in (("acc > 1 )", "unexpected ')'"), ("acc >", "it ends too early")):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            parse_filter(bad)
 
 
 # --- overrides: the text editor, table-driven ----------------------------------------------
@@ -308,6 +314,10 @@ EDITS = [
     ("n: 1\n", ["n=null"], "n: null\n"),
     ("a: 1\nb: 2\n", ["a=10", "b=20"], "a: 10\nb: 20\n"),
     ("t:\n  lr: 0.1\n", ["t={lr: 0.5, d: 2}"], "t:\n  {lr: 0.5, d: 2}\n"),
+    ("t:\n  lr: 0.1\n", ["t={lr: 0.5, d: {e: 1}}"], "t:\n  {lr: 0.5, d: {e: 1}}\n"),
+    ("t:\n  lr: 0.1\nu: 1\n", ["t={}"], "t:\n  {}\nu: 1\n"),
+    ("a: 1\n", ["a=1.50"], "a: 1.50\n"),  # as typed: every YAML reader reads 1.5
+    ("a: 1\n", ["a=.nan"], "a: .nan\n"),
 ]
 
 
@@ -320,7 +330,13 @@ def test_override_edits_only_the_value(text: str, specs: list[str], expected: st
 def test_json_overrides_and_targets() -> None:
     specs = [parse_override("a.b=2", "p.json"), parse_override("+a.c=[1]", "p.json")]
     out = apply_overrides(b'{"a": {"b": 1}}', "p.json", specs)
-    assert json.loads(out) == {"a": {"b": 2, "c": [1]}}
+    assert out == b'{\n  "a": {\n    "b": 2,\n    "c": [\n      1\n    ]\n  }\n}\n'
+    with pytest.raises(UsageError, match=re.escape(
+        "key 'a.x' does not exist in p.json; to add it, write -S +a.x=3")):  # fmt: skip
+        apply_overrides(b'{"a": {"b": 1}}', "p.json", [parse_override("a.x=3", "p.json")])
+    for text, what in ((b"- 1\n", "not a list"), (b"", "not empty"), (b"5\n", "not a int")):
+        with pytest.raises(UsageError, match=f"p.yaml:1:1: params must be .*, {what}$"):
+            load_params(text, "p.yaml")
     assert parse_override("cfg/x.yaml:a.b=1").file == "cfg/x.yaml"
     assert parse_override("+cfg/x.yaml:a=1").add and parse_override("cfg/x.yaml:+a=1").add
     assert parse_override("a=").value == ""

@@ -139,7 +139,7 @@ def _set_flat(flat: Flat, override: Override, path: str) -> None:
     parents = {".".join(override.key.split(".")[:i]) for i in range(1, override.key.count(".") + 1)}
     for key in [k for k in flat if k.startswith(prefix) or k == override.key or k in parents]:
         del flat[key]  # the key, what was under it, and an empty mapping it now goes into
-    if isinstance(override.value, dict):
+    if isinstance(override.value, dict) and override.value:  # an empty one is a value: {}
         for key, value in flatten(override.value, path).items():
             flat[f"{override.key}.{key}" if key else override.key] = value
     else:
