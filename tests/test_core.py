@@ -12,7 +12,15 @@ import pytest
 from gitexp.core import yamlio
 from gitexp.core.compare import Entry, KeyIndex, columns_of, diff_sections, select
 from gitexp.core.config import parse_config, parse_size
-from gitexp.core.metrics import delta, is_number, load_metrics, parse_number, relative, sort_key
+from gitexp.core.metrics import (
+    delta,
+    is_number,
+    load_metrics,
+    ordered,
+    parse_number,
+    relative,
+    sort_key,
+)
 from gitexp.core.params import flatten, load_params
 from gitexp.core.query import evaluate, keys_of, parse_filter
 from gitexp.core.render import escape_markdown, format_value, json_safe, render_rows, to_json
@@ -55,6 +63,25 @@ def test_metrics_files_csv_tsv_json_and_errors() -> None:
         load_metrics(b"[1, 2]", "m.json")
     with pytest.raises(UsageError, match="m.json: duplicate key 'a'"):
         load_metrics(b'{"a": 1, "a": 2}', "m.json")
+    assert load_metrics(b"step,acc\n0,0.5\n", "eval.v2.csv") == {"step": 0, "acc": 0.5}
+    assert load_metrics(b"acc: 0.5\n", "scores.final.yaml") == {"acc": 0.5}
+
+
+def test_yaml_merge_keys_and_duplicates_after_them() -> None:
+    base = "a: &a {x: 1}\n"
+    assert yamlio.load(base + "b: {<<: *a, y: 2}\n", "p.yaml")["b"] == {"x": 1, "y": 2}
+    with pytest.raises(UsageError, match="duplicate key 'y'"):
+        yamlio.load(base + "b: {<<: *a, y: 2, y: 3}\n", "p.yaml")
+
+
+def test_ordered_numbers_then_text_then_missing_both_ways() -> None:
+    nan = math.nan
+    items = [3, "2026-01-02", None, 1, "2026-01-01", nan, 2]
+    assert ordered(items, lambda v: v) == [1, 2, 3, "2026-01-01", "2026-01-02", None, nan]
+    assert ordered(items, lambda v: v, descending=True) == [
+        3, 2, 1, "2026-01-02", "2026-01-01", None, nan
+    ]  # fmt: skip
+    assert ordered(["b", "a"], lambda v: v) == ["a", "b"]  # ascending unless asked
 
 
 # --- params -----------------------------------------------------------------------------------
@@ -258,6 +285,10 @@ def test_select_sorts_filters_limits_and_tags() -> None:
 def test_columns_and_key_index() -> None:
     columns = columns_of(entries())
     assert [(c.kind, c.label) for c in columns] == [("params", "lr"), ("metrics", "acc")]
+    # a key in two files is labelled with its file; a key in one file keeps its short name
+    metrics = {"train.json": {"acc": 0.9, "loss": 1}, "eval.json": {"acc": 0.8}}
+    two = [Entry("d", "4", None, "2026-01-04", "success", 1.0, metrics=metrics)]
+    assert [c.label for c in columns_of(two)] == ["train.json:acc", "loss", "eval.json:acc"]
     index = KeyIndex(columns)
     assert index.lookup(entries()[0], "m.json:acc") == 0.9
     assert index.lookup(entries()[0], "metrics.acc") == 0.9 and index.resolve("name") == "name"
