@@ -247,11 +247,11 @@ def _wait_for(pid: int | None, seconds: float = 60) -> None:
     if not pid:
         return
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and process_alive(pid):
         time.sleep(0.05)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -341,7 +341,7 @@ def _remove_leftovers(repo: Repo) -> list[str]:
         names = []
     for name in names:
         parts = name.split(".")
-        if len(parts) >= 2 and parts[1].isdigit() and not _alive(int(parts[1])):
+        if len(parts) >= 2 and parts[1].isdigit() and not process_alive(int(parts[1])):
             path = tmp_dir / name
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -349,7 +349,7 @@ def _remove_leftovers(repo: Repo) -> list[str]:
                 path.unlink(missing_ok=True)
     for marker in _worktree_markers(repo):
         info = json.loads(marker.read_text())
-        if _alive(int(info["pid"])):
+        if process_alive(int(info["pid"])):
             continue
         path = Path(info["path"])
         repo.git(["worktree", "remove", "--force", str(path)], write=True, check=False)

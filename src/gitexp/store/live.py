@@ -21,7 +21,7 @@ from typing import Any
 
 from gitexp.core.secrets import redact, secret_values
 from gitexp.store.git import Repo
-from gitexp.store.journal import _alive as process_alive
+from gitexp.store.journal import process_alive
 
 MAX_LOG_BYTES = 8 * 1024 * 1024  # the mirror starts over past this; the run keeps all of it
 RESTARTED = b"[gitexp: earlier output is in the run's log once it is recorded]\n"
