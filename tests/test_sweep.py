@@ -247,3 +247,30 @@ def test_python_api_sweeps_a_function_and_returns_the_runs(repo: Path) -> None:
     record = json.loads(run_file(repo, "api/lr-0.1", ".gitexp/run.json"))
     assert record["command"][-1] == "experiment.py:train"  # reproducible as a command
     assert "seed: 7" in run_file(repo, "api/lr-0.1", "params.yaml")
+
+
+def test_data_a_sweep_run_stores_outlives_its_worktree(repo: Path, tmp_path: Path) -> None:
+    """A run's --out goes to the repository's DVC cache, not the worktree's (which is deleted),
+    even when the snapshot has no pointer file yet; push then sends every run's data."""
+    assert subprocess.run([*GITEXP, "init"], cwd=repo, capture_output=True).returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "dvc")
+    remote = tmp_path / "dvc-remote"
+    subprocess.run(["dvc", "remote", "add", "-d", "local", str(remote)], cwd=repo, check=True)
+    git(repo, "commit", "-q", "-am", "dvc remote")
+    git(repo, "init", "-q", "--bare", str(tmp_path / "origin.git"))
+    git(repo, "remote", "add", "origin", str(tmp_path / "origin.git"))
+    write = "import os; open('blob.bin', 'wb').write(os.urandom(64))"
+    proc = subprocess.run(
+        [*GITEXP, "run", "-n", "d", "-j", "2", "-S", "seed=1,2", "--out", "blob.bin", "--",
+         sys.executable, "-c", write],
+        cwd=repo, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for name in ("d/seed-1", "d/seed-2"):
+        pointer = yaml.safe_load(git(repo, "show", f"refs/runs/{name}:blob.bin.dvc"))
+        digest = pointer["outs"][0]["md5"]
+        assert (repo / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]).is_file()
+    pushed = subprocess.run([*GITEXP, "push"], cwd=repo, capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "2 data object(s)" in pushed.stdout, pushed.stdout

@@ -87,8 +87,7 @@ def point_worktree(
                  write=True)  # fmt: skip
         tree_repo = Repo(root=path, git_dir=_worktree_git_dir(path), common_dir=repo.common_dir)
         tree_repo.git(["read-tree", "--reset", "-u", tree], write=True)
-        if data:
-            share_dvc_data(repo.root, path)
+        share_dvc_data(repo.root, path, checkout=data)
         yield path
     finally:
 
@@ -107,13 +106,17 @@ def _worktree_git_dir(path: Path) -> Path:
     return Path(text.removeprefix("gitdir: "))
 
 
-def share_dvc_data(root: Path, worktree: Path) -> None:
-    """The worktree uses the repository's DVC cache and config, and gets its data on disk."""
-    from gitexp.dvc.data import checkout_data
+def share_dvc_data(root: Path, worktree: Path, checkout: bool) -> None:
+    """The worktree uses the repository's DVC cache and config, always: what a run stores in
+    DVC's cache (`--out`, a large file, a logged model) must outlive the worktree. With
+    `checkout`, the data its pointer files name is put on disk too."""
     from gitexp.workflows.reproduce import share_dvc_cache
 
     share_dvc_cache(root, worktree)
-    checkout_data(worktree)
+    if checkout:
+        from gitexp.dvc.data import checkout_data
+
+        checkout_data(worktree)
 
 
 def remove_worktree(repo: Repo, path: Path) -> None:
