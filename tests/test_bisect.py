@@ -90,6 +90,14 @@ def test_bisect_without_a_command_names_the_candidates(history_repo) -> None:
     for index in (3, 4, 5, 6, 7):
         assert shas[index][:10] in proc.stdout.splitlines()[-1]
     assert "3 of 8 commits judged (0 run now)" in proc.stdout  # the runs of 0, 2 and 7
+    # a newer run at the good commit that lacks the metric does not hide the one that has it
+    git(repo, "checkout", "-q", shas[0])
+    proc = run_gitexp(repo, "run", "-n", "other-metric", "--", sys.executable, "-c",
+                      "open('metrics.json', 'w').write('{\"m\": 1}')")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    git(repo, "checkout", "-q", "-")
+    again = run_gitexp(repo, "bisect", "--metric", "acc", "--good", shas[0])
+    assert again.returncode == 0 and "(0 run now)" in again.stdout, again.stderr
 
 
 def test_bisect_errors(history_repo) -> None:
@@ -101,6 +109,8 @@ def test_bisect_errors(history_repo) -> None:
         (["--good", "nope"], "--good nope: no such commit"),
         (["--good", shas[1]], "no value of acc at --good"),
     ]
+    typo = run_gitexp(repo, "bisect", "--metric", "acuracy", "--good", shas[0])
+    assert typo.returncode == 2 and "unknown metric 'acuracy'" in typo.stderr, typo.stderr
     for args, message in cases:
         proc = run_gitexp(repo, "bisect", "--metric", "acc", *args)
         assert proc.returncode == 2, (args, proc.stdout)

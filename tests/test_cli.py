@@ -34,6 +34,27 @@ def test_outside_a_git_repository(tmp_path: Path, gitexp) -> None:
             "gitexp: error: not a git repository: run gitexp inside one (or 'git init' first)"
         )
     assert not list(outside.iterdir())
+    bare = tmp_path / "bare.git"
+    git(outside, "init", "-q", "--bare", str(bare))
+    proc = gitexp("show", cwd=bare)
+    assert proc.returncode == 3 and "no working tree here (a bare repository" in proc.stderr
+
+
+def test_usage_errors_are_one_line_with_exit_2(repo: Path, gitexp) -> None:
+    """The parser's errors read as gitexp's own: one line, what is wrong, where to look."""
+    for args, message in (
+        (["log"], "Missing argument 'RUN'. (see 'gitexp log --help')"),
+        (["show", "--limit", "0"], "0 is not in the range x>=1. (see 'gitexp show --help')"),
+        (["report", "--format", "pdf"], "'pdf' is not one of 'md', 'html'."),
+        (["nosuch"], "No such command 'nosuch'. (see 'gitexp --help')"),
+        (["ci", "github", "--check", "acc >>"], "invalid filter 'acc >>'"),
+    ):
+        proc = gitexp(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("gitexp: error: "), (args, lines)
+        assert message in lines[0], (args, lines)
+    assert not (repo / ".github").exists()  # the bad budget wrote no workflow
 
 
 def test_log_shows_record_and_output(repo: Path, gitexp) -> None:

@@ -278,8 +278,14 @@ def test_select_sorts_filters_limits_and_tags() -> None:
     assert names(select(entries(), filter_expr="params.lr >= 0.2", sort_by="duration")) == [
         "b", "c"
     ]  # fmt: skip
-    with pytest.raises(UsageError, match="unknown key 'nope': the keys are acc, lr"):
+    with pytest.raises(UsageError, match="unknown key 'nope': the keys are acc, lr$"):
         select(entries(), sort_by="nope")
+    with pytest.raises(UsageError, match="unknown key 'accc': did you mean acc[?] the keys"):
+        select(entries(), sort_by="accc")
+    many = [Entry("m", "9", None, "2026-01-09", "success", 1.0,
+                  params={"p.yaml": {f"k{i:02}": i for i in range(15)}})]  # fmt: skip
+    with pytest.raises(UsageError, match="k11 and 3 more [(]see 'gitexp show'[)]$"):
+        select(many, sort_by="zzz")
 
 
 def test_columns_and_key_index() -> None:

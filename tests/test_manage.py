@@ -110,6 +110,11 @@ def test_rename_tag_note_show_up_everywhere(repo: Path, gitexp) -> None:
     assert gitexp(*train("-n", "first", "--tag", "team=vision")).returncode == 0
     assert gitexp("rename", "first", "baseline").returncode == 0
     assert gitexp("rename", "baseline", "bad name").returncode == 2
+    assert gitexp(*train("-n", "second")).returncode == 0
+    clash = gitexp("rename", "second", "baseline")
+    assert clash.returncode == 2
+    assert clash.stderr.strip().endswith("already exists: choose another new name"), clash.stderr
+    assert gitexp("remove", "second").returncode == 0
     assert gitexp("tag", "baseline", "stage=prod", "owner=me").returncode == 0
     proc = gitexp("tag", "baseline", "--delete", "team")
     assert proc.stdout.strip() == "tags of run 'baseline': owner=me, stage=prod"

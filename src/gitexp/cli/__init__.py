@@ -27,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:  # one line, as gitexp's own errors are
+        where = exc.ctx.command_path if exc.ctx else "gitexp"
+        click.echo(f"gitexp: error: {exc.format_message()} (see '{where} --help')", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

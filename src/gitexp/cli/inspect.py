@@ -14,7 +14,7 @@ from gitexp.errors import UsageError
 @click.option("--desc", is_flag=True, help="Sort in descending order.")
 @click.option("--filter", "filter_expr", metavar="EXPR", help='e.g. "acc > 0.9 and lr < 0.1"')
 @click.option("--only-changed", is_flag=True, help="Hide columns equal in every row.")
-@click.option("--limit", type=click.IntRange(min=0), help="Show at most N rows.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most N rows.")
 @click.option("--columns", "keep", multiple=True, metavar="GLOB", help="Show only these keys.")
 @click.option("--drop", multiple=True, metavar="GLOB", help="Hide these keys.")
 @click.option("--params-only", is_flag=True, help="Show params, not metrics.")

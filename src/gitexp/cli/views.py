@@ -258,7 +258,7 @@ def history_output(repo: Repo, spec: str, fmt: str, metric: str | None) -> str:
     """A metric over the commits of a range, from the runs recorded on them."""
     from gitexp.report.history import commit_points, history_html, history_keys, history_markdown
 
-    points = commit_points(repo, spec)
+    points = commit_points(repo, spec, metric)
     if not points:
         raise UsageError(f"no commits in '{spec}'")
     keys = history_keys(points, metric)

@@ -5,6 +5,7 @@ Nothing here reads git or prints; the CLI feeds it data and hands the result to 
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -97,8 +98,12 @@ class KeyIndex:
         if matches:
             options = ", ".join(f"{c.path}:{c.key}" for c in matches)
             raise UsageError(f"key '{key}' is ambiguous: write one of {options}")
-        known = ", ".join(sorted({c.label for c in self.columns})[:12]) or "none"
-        raise UsageError(f"unknown key '{key}': the keys are {known}")
+        labels = sorted({c.label for c in self.columns})
+        near = difflib.get_close_matches(key, labels, n=3)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        known = ", ".join(labels[:12]) or "none"
+        more = f" and {len(labels) - 12} more (see 'gitexp show')" if len(labels) > 12 else ""
+        raise UsageError(f"unknown key '{key}': {hint}the keys are {known}{more}")
 
     def lookup(self, entry: Entry, key: str) -> Any:
         target = self.resolve(key)

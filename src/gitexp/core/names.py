@@ -87,14 +87,14 @@ class NameIndex:
         for depth in range(1, len(parts)):
             self.folders.setdefault("/".join(parts[:depth]), name)
 
-    def check(self, name: str) -> None:
+    def check(self, name: str, fix: str = "choose another name with -n") -> None:
         """Refuses a name that exists, differs only by case, or would conflict as
-        file/folder with another run, or is a branch or tag."""
+        file/folder with another run, or is a branch or tag; `fix` says what to do."""
         lower = name.lower()
         other = self.by_lower.get(lower)
         if other is not None:
             what = "already exists" if other == name else f"differs only by case from '{other}'"
-            raise UsageError(f"run '{name}' {what}: choose another name with -n")
+            raise UsageError(f"run '{name}' {what}: {fix}")
         parts = lower.split("/")
         clash = self.folders.get(lower) or next(
             (self.by_lower[p] for d in range(1, len(parts))
@@ -112,9 +112,14 @@ class NameIndex:
             )
 
 
-def check_free(name: str, existing: Iterable[str], other_revisions: Iterable[str] = ()) -> None:
+def check_free(
+    name: str,
+    existing: Iterable[str],
+    other_revisions: Iterable[str] = (),
+    fix: str = "choose another name with -n",
+) -> None:
     """Refuses a name that exists, differs only by case, or would conflict as file/folder."""
-    NameIndex(existing, other_revisions).check(name)
+    NameIndex(existing, other_revisions).check(name, fix)
 
 
 def generate_name(existing: Iterable[str]) -> str:

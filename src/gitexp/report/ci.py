@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from gitexp.core.query import parse_filter
 from gitexp.errors import StateError, UsageError
 
 GITHUB_PATH = ".github/workflows/gitexp.yml"
@@ -182,6 +183,8 @@ def write_workflow(
         raise StateError(f"{path.relative_to(root)} exists: use --force to overwrite it")
     if command is not None and "\n" in command:
         raise UsageError("--run takes a one-line command")
+    for check in checks:  # as `report --check` would read it in CI, refused here and now
+        parse_filter(check)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(kind, command, checks, install))
     return path

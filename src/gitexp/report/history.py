@@ -57,13 +57,14 @@ def commits(repo: Repo, spec: str) -> list[tuple[str, str]]:
     return [tuple(line.split("\0", 1)) for line in lines if "\0" in line]  # type: ignore[misc]
 
 
-def run_for(runs: Sequence[RunInfo]) -> RunInfo | None:
-    """The run that speaks for a commit: a successful run of the commit as it is (no param
-    overrides) first, newest first."""
+def run_for(runs: Sequence[RunInfo], metric: str | None = None) -> RunInfo | None:
+    """The run that speaks for a commit: one that has `metric` first, then a successful run
+    of the commit as it is (no param overrides), newest first."""
 
-    def rank(run: RunInfo) -> tuple[int, int, str]:
+    def rank(run: RunInfo) -> tuple[int, int, int, str]:
         record = run.record or {}
         return (
+            0 if metric is None or CommitPoint("", "", run).value(metric) is not None else 1,
             0 if record.get("status") == "success" else 1,
             0 if not record.get("overrides") else 1,
             "".join(chr(0x10FFFF - ord(c)) for c in str(record.get("started", ""))),
@@ -72,7 +73,8 @@ def run_for(runs: Sequence[RunInfo]) -> RunInfo | None:
     return min(runs, key=rank) if runs else None
 
 
-def commit_points(repo: Repo, spec: str) -> list[CommitPoint]:
+def commit_points(repo: Repo, spec: str, metric: str | None = None) -> list[CommitPoint]:
+    """The commits of a range, each with the run that speaks for it (for `metric`)."""
     listed = commits(repo, spec)
     with repo.batch_reader() as reader:
         runs = [RunInfo(*row) for row in run_records(repo, reader)]  # through the run index
@@ -81,7 +83,9 @@ def commit_points(repo: Repo, spec: str) -> list[CommitPoint]:
         base = (run.record or {}).get("base")
         if base:
             by_base.setdefault(base, []).append(run)
-    return [CommitPoint(sha, subject, run_for(by_base.get(sha, []))) for sha, subject in listed]
+    return [
+        CommitPoint(sha, subject, run_for(by_base.get(sha, []), metric)) for sha, subject in listed
+    ]
 
 
 def history_chart(points: Sequence[CommitPoint], key: str, colour: Colours) -> Chart:

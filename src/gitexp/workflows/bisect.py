@@ -16,7 +16,7 @@ from gitexp.core.config import load_config
 from gitexp.core.metrics import is_number
 from gitexp.errors import UsageError
 from gitexp.report.gather import direction
-from gitexp.report.history import CommitPoint, commit_points
+from gitexp.report.history import CommitPoint, commit_points, history_keys
 from gitexp.store.git import Repo
 from gitexp.store.records import RunInfo
 from gitexp.store.schema import load_record
@@ -105,10 +105,12 @@ def bisect(
     )
     if repo.git(["merge-base", "--is-ancestor", good_sha, bad_sha], check=False).returncode:
         raise UsageError(f"--good {good} is not an ancestor of --bad {bad}")
-    points = commit_points(repo, f"{good_sha}^!")  # the good commit itself
-    points += commit_points(repo, f"{good_sha}..{bad_sha}")
+    points = commit_points(repo, f"{good_sha}^!", metric)  # the good commit itself
+    points += commit_points(repo, f"{good_sha}..{bad_sha}", metric)
     if len(points) < 2:
         raise UsageError("--good and --bad are the same commit: nothing to bisect")
+    if not command and any(p.run for p in points):
+        history_keys(points, metric)  # a metric no run of the range has is a typo: say so
     values = _Values(repo, metric, command, warn, progress)
     ends = []
     for point, flag in ((points[0], "--good"), (points[-1], "--bad")):

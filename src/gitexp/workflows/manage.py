@@ -39,7 +39,7 @@ def rename(repo: Repo, old: str, new: str) -> None:
     commit = _one(repo, old)
     new = validate_name(new)
     existing, others = run_names(repo)
-    check_free(new, [n for n in existing if n != old], others)
+    check_free(new, [n for n in existing if n != old], others, fix="choose another new name")
     repo.update_refs(
         [f"create {RUNS_PREFIX}{new} {commit}", f"delete {RUNS_PREFIX}{old} {commit}"],
         f"gitexp rename {old} {new}",
