@@ -51,8 +51,12 @@ def pull(remote: str, runs: tuple[str, ...], all_runs: bool, no_data: bool) -> N
     for name, reason in result.skipped.items():
         shown = name.encode("unicode_escape").decode("ascii")
         warn(f"skipped {remote}'s run '{shown}': {reason}")
+    if result.data_problem and result.without_data:
+        warn(f"the data of {len(result.without_data)} run(s) was not fetched: "
+             f"{result.data_problem}")  # fmt: skip
     for name, paths in result.without_data.items():
-        warn(f"run '{name}' has no data here for {', '.join(paths)}: the DVC remote lacks it")
+        why = "not fetched" if result.data_problem else "the DVC remote lacks it"
+        warn(f"run '{name}' has no data here for {', '.join(paths)}: {why}")
     if result.removed_here:
         warn(f"left out {len(result.removed_here)} run(s) removed here "
              f"({', '.join(result.removed_here[:5])}); 'gitexp pull {remote} NAME' brings one "

@@ -57,6 +57,7 @@ class PullResult:
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it was not taken
     without_data: dict[str, list[str]] = field(default_factory=dict)  # name -> paths
     removed_here: list[str] = field(default_factory=list)  # removed locally: left out
+    data_problem: str | None = None  # why fetching data failed (else the DVC remote lacked it)
 
 
 def check_remote(repo: Repo, remote: str) -> str:
@@ -240,12 +241,12 @@ def pull(
     keep_refs_packed(repo, len(refs))
     _sync_notes(repo, remote, progress)
     _pull_registry_tags(repo, remote, progress)
-    objects, without_data = 0, {}
+    objects, without_data, problem = 0, {}, None
     if with_data:  # new runs, and named runs already here whose data may be missing
         wanted_data = {**(_selected(repo, names) if names else {}), **taken}
-        objects, without_data = _pull_data(repo, wanted_data, progress)
+        objects, without_data, problem = _pull_data(repo, wanted_data, progress)
     return PullResult(sorted(taken), unchanged, conflicts, objects, skipped, without_data,
-                      sorted(removed_here))  # fmt: skip
+                      sorted(removed_here), problem)  # fmt: skip
 
 
 def _fetch(repo: Repo, remote: str, names: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -348,12 +349,13 @@ def _sort_fetched(
 
 def _pull_data(
     repo: Repo, runs: dict[str, str], progress: Warn
-) -> tuple[int, dict[str, list[str]]]:
+) -> tuple[int, dict[str, list[str]], str | None]:
     """Fetches what the runs' pointers name and the local cache lacks; returns how many
-    objects came and, per run, the paths whose data could not be had."""
+    objects came, per run the paths whose data could not be had, and why the fetch failed
+    (None when it ran: then what is missing is missing from the DVC remote)."""
     data = _data_of(repo, runs)
     entries = {e.path + "\0" + e.hash: e for paths in data.values() for e in paths.values()}
-    objects = 0
+    objects, problem = 0, None
     if entries:
         needed = {e.obj for e in entries.values() if missing_from_cache(repo.root, {e.path: e})}
         if needed:
@@ -361,10 +363,10 @@ def _pull_data(
             try:
                 objects = transfer_objects(repo.root, needed, push=False)
             except GitexpError as exc:
-                progress(f"runs pulled, some data not: {exc}")
+                problem = str(exc)
     without = {}
     for name, paths in data.items():
         gone = missing_from_cache(repo.root, paths)
         if gone:
             without[name] = gone
-    return objects, without
+    return objects, without, problem
