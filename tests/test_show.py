@@ -51,6 +51,15 @@ def test_only_changed_hides_equal_columns(three_runs: Path, gitexp) -> None:
     header = gitexp("show", "--only-changed").stdout.splitlines()[0].split()
     assert "train.lr" in header and "acc" in header
     assert "seed" not in header and "train.epochs" not in header
+    # tags and messages too: the same sweep tag on every run is no column, one that differs is
+    for name in ("r1", "r2", "r3"):
+        assert gitexp("tag", name, "sweep=lr").returncode == 0
+    assert "tags" in gitexp("show").stdout.splitlines()[0].split()
+    assert "tags" not in gitexp("show", "--only-changed").stdout.splitlines()[0].split()
+    assert gitexp("tag", "r2", "best=yes").returncode == 0
+    assert gitexp("note", "r2", "keep").returncode == 0
+    header = gitexp("show", "--only-changed").stdout.splitlines()[0].split()
+    assert "tags" in header and "message" in header
 
 
 def test_sort_filter_limit(three_runs: Path, gitexp) -> None:

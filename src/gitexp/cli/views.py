@@ -67,11 +67,14 @@ def show_output(
             " match the filter" if filter_expr else ": record one with 'gitexp run'"
         )
     columns = visible_columns(chosen, only_changed, keep, drop, kinds)
-    # tags and messages, when any run has one (a note added later wins over -m)
+    # tags and messages, when any run has one (a note added later wins over -m); with
+    # --only-changed, only when they differ between the runs, as for params and metrics
+    same = only_changed and len(chosen) > 1
     extra = []
-    if any(e.tags for e in chosen):
+    if any(e.tags for e in chosen) and not (same and all(e.tags == chosen[0].tags for e in chosen)):
         extra.append("tags")
-    if any(e.note or e.message for e in chosen):
+    messages = [e.note or e.message for e in chosen]
+    if any(messages) and not (same and len(set(messages)) == 1):
         extra.append("message")
     fixed_headers = ["run", "rev", "base", "created", "status", "duration", *extra]
     headers = fixed_headers + [c.label for c in columns]
